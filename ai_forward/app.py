@@ -1,0 +1,126 @@
+"""create_app(settings): the ASGI application and the order of its hooks.
+
+Hook order, written down once: keys → (limits) → (chat log); each `before` in
+this order, each `after` in reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+from loguru import logger
+from starlette.middleware.cors import CORSMiddleware
+
+from . import __version__
+from .auth import KeyHook, KeyRing
+from .exchange import Hook
+from .forward import Forwarder
+from .routing import RouteTable
+from .settings import Settings
+from .types import ASGIApp, Receive, Scope, Send
+from .upstream import Upstream
+
+_HEALTH = orjson.dumps({"status": "ok", "version": __version__})
+
+
+class Gateway:
+    """The top-level ASGI app: lifespan, `/healthz`, then forwarding."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.table = RouteTable(settings.routes)
+        self._upstream: Upstream | None = None
+        rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
+        hooks: list[Hook] = [KeyHook(settings.forward_keys, rings)]
+        self.forwarder = Forwarder(
+            self.table,
+            hooks,
+            self.upstream,
+            max_body_size=settings.max_body_size,
+            access_log=settings.access_log,
+        )
+
+    def upstream(self) -> Upstream:
+        if self._upstream is None:
+            raise RuntimeError("the app was called before its lifespan started")
+        return self._upstream
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        async with Upstream(self.settings) as upstream:
+            self._upstream = upstream
+            logger.info(
+                "ai-forward {} routes: {}",
+                __version__,
+                ", ".join(f"{r.prefix} -> {r.base_url}" for r in self.table.routes),
+            )
+            try:
+                yield
+            finally:
+                self._upstream = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if scope["path"] == "/healthz":
+                await send_health(send)
+            else:
+                await self.forwarder(scope, receive, send)
+        elif kind == "lifespan":
+            await serve_lifespan(self.lifespan, receive, send)
+        else:
+            await receive()
+            await send({"type": "websocket.close", "code": 1008, "reason": "not forwarded"})
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The gateway as an ASGI app; `settings` default to the environment."""
+    settings = settings or Settings.from_env()
+    app: ASGIApp = Gateway(settings)
+    if settings.cors_origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+            max_age=600,
+        )
+    return app
+
+
+async def send_health(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": _HEALTH})
+
+
+async def serve_lifespan(
+    lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]],
+    receive: Receive,
+    send: Send,
+) -> None:
+    message = await receive()
+    assert message["type"] == "lifespan.startup"
+    context = lifespan()
+    try:
+        await context.__aenter__()
+    except Exception as exc:
+        logger.exception("start-up failed")
+        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        return
+    await send({"type": "lifespan.startup.complete"})
+    message = await receive()
+    try:
+        await context.__aexit__(None, None, None)
+    except Exception as exc:
+        await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+        return
+    await send({"type": "lifespan.shutdown.complete"})

@@ -1,0 +1,98 @@
+"""The `aifd` command: parse arguments, build Settings, hand over to the package."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from .settings import Settings, SettingsError, load_env
+from .settings_doc import settings_help
+
+cli = typer.Typer(
+    name="aifd",
+    help="ai-forward: an LLM API gateway for OpenAI-style clients.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+_err = Console(stderr=True)
+
+
+@cli.callback()
+def _commands() -> None:
+    """ai-forward: an LLM API gateway for OpenAI-style clients."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    _err.print(f"[bold red]aifd:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@cli.command(epilog=settings_help())
+def run(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (HOST). [default: 0.0.0.0]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (PORT). [default: 8000]")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (WORKERS). [default: 1]")
+    ] = None,
+    env_file: Annotated[
+        Path | None, typer.Option(help="Read settings from this file. [default: ./.env]")
+    ] = None,
+) -> None:
+    """Serve the gateway. Settings come from the environment and `.env`; flags win."""
+    try:
+        env = load_env(env_file)
+        for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+            if value is not None:
+                env[name] = str(value)
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        fail(str(exc))
+        return
+    problem = settings.open_access_problem()
+    if problem:
+        fail(problem, code=1)
+    serve(settings, env)
+
+
+def serve(settings: Settings, env: dict[str, str]) -> None:
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "date_header": False,
+        "log_level": "info",
+        "timeout_keep_alive": 30,
+    }
+    # uvicorn re-raises the signal that stopped it once it has drained; a stop we asked
+    # for is a clean exit, so the re-raised signal lands on a handler that does nothing.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: None)
+    if settings.workers > 1:
+        # Workers are fresh processes: they rebuild the same settings from this environment.
+        os.environ.update(env)
+        uvicorn.run("ai_forward.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+    else:
+        from .app import create_app
+
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    cli(prog_name="aifd")
+
+
+if __name__ == "__main__":
+    main()

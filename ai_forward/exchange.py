@@ -1,0 +1,110 @@
+"""One request's passage through the gateway, and the hooks that act on it.
+
+Hooks run in a fixed order written down once in `app.py`: every `before` in
+order, then the upstream call, then every `after` in reverse order (only for
+hooks whose `before` completed). A `before` may raise a GatewayError to answer
+the client itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from .auth import PresentedKey
+from .settings import Route
+from .types import Headers, Scope
+
+BodyFilter = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
+_UNPARSED: Any = object()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How the exchange ended; filled in by the relay, read by `after` hooks."""
+
+    status: int = 0
+    complete: bool = False
+    error: str | None = None
+    reply: dict[str, Any] | None = None
+    attempts: int = 1
+    ended: float = 0.0
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        usage = self.reply.get("usage") if self.reply else None
+        return usage if isinstance(usage, dict) else None
+
+
+@dataclass(slots=True)
+class Exchange:
+    """The client's request as read once, plus what hooks decide about it."""
+
+    scope: Scope
+    route: Route
+    method: str
+    path: str
+    upstream_path: str
+    query: bytes
+    headers: Headers
+    body: bytes
+    client_ip: str
+    started: float = field(default_factory=time.monotonic)
+    key: PresentedKey | None = None
+    key_kind: str = "none"
+    real_key: str | None = field(default=None, repr=False)
+    observe: bool = False
+    response_started: bool = False
+    response_headers: Headers = field(default_factory=list)
+    body_filters: list[BodyFilter] = field(default_factory=list)
+    outcome: Outcome = field(default_factory=Outcome)
+    state: dict[str, Any] = field(default_factory=dict)
+    _json: Any = _UNPARSED
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def json(self) -> dict[str, Any] | None:
+        """The body as a JSON object, parsed at most once; None if it is not one."""
+        if self._json is _UNPARSED:
+            self._json = None
+            content_type = self.header(b"content-type") or b""
+            if self.body and (b"json" in content_type or not content_type):
+                try:
+                    parsed = orjson.loads(self.body)
+                except orjson.JSONDecodeError:
+                    parsed = None
+                self._json = parsed if isinstance(parsed, dict) else None
+        result: dict[str, Any] | None = self._json
+        return result
+
+    def replace_json(self, body: dict[str, Any]) -> None:
+        """Change the body sent upstream (e.g. to ask for usage in a stream)."""
+        self._json = body
+        self.body = orjson.dumps(body)
+
+    @property
+    def model(self) -> str | None:
+        body = self.json()
+        model = body.get("model") if body else None
+        return model if isinstance(model, str) else None
+
+    @property
+    def client_id(self) -> str:
+        """Who the client is for limits and logs: a key fingerprint, else its IP."""
+        return f"key:{self.key.fingerprint}" if self.key else f"ip:{self.client_ip}"
+
+
+class Hook(Protocol):
+    """A step around the upstream call."""
+
+    async def before(self, ex: Exchange) -> None: ...
+
+    async def after(self, ex: Exchange) -> None: ...

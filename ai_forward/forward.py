@@ -1,0 +1,280 @@
+"""The request path, top to bottom: match route → read body → hooks → upstream → relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import aiohttp
+from loguru import logger
+
+from .auth import KEY_HEADERS, key_header
+from .errors import BodyTooLarge, GatewayError, RouteNotFound
+from .exchange import Exchange, Hook
+from .observe import ResponseObserver
+from .routing import RouteTable
+from .sse import encode_event
+from .types import Headers, Receive, Scope, Send
+from .upstream import Upstream, UpstreamRequest, iter_body
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
+_NOT_DOWNSTREAM = HOP_BY_HOP | {b"server", b"date"}
+
+Planner = Callable[[Exchange], UpstreamRequest]
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the exchange ended."""
+
+
+class Forwarder:
+    """The ASGI app that forwards every request under a route prefix."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        hooks: Sequence[Hook],
+        upstream: Callable[[], Upstream],
+        *,
+        max_body_size: int,
+        access_log: bool = True,
+        planner: Planner | None = None,
+    ) -> None:
+        self.table = table
+        self.hooks = tuple(hooks)
+        self.upstream = upstream
+        self.max_body_size = max_body_size
+        self.access_log = access_log
+        self.planner: Planner = planner or plan_passthrough
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            ex = await self.accept(scope, receive)
+        except GatewayError as err:
+            await send_error(send, err)
+            return
+        except ClientDisconnected:
+            return
+        passed: list[Hook] = []
+        try:
+            for hook in self.hooks:
+                await hook.before(ex)
+                passed.append(hook)
+            await self.exchange(ex, receive, send)
+        except GatewayError as err:
+            ex.outcome.status = err.status
+            ex.outcome.error = err.message
+            if not ex.response_started:
+                await send_error(send, err, ex.response_headers)
+        finally:
+            ex.outcome.ended = time.monotonic()
+            for hook in reversed(passed):
+                try:
+                    await hook.after(ex)
+                except Exception:
+                    logger.exception("after-hook {} failed", type(hook).__name__)
+            if self.access_log:
+                log_exchange(ex)
+
+    async def accept(self, scope: Scope, receive: Receive) -> Exchange:
+        path: str = scope["path"]
+        matched = self.table.match(path)
+        if matched is None:
+            raise RouteNotFound(
+                f"no route serves {path!r}; configured prefixes: "
+                + ", ".join(r.prefix for r in self.table.routes)
+            )
+        route, upstream_path = matched
+        headers: Headers = scope["headers"]
+        for name, value in headers:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_size:
+                raise too_large(self.max_body_size)
+        body = await read_body(receive, self.max_body_size)
+        client = scope.get("client")
+        return Exchange(
+            scope=scope,
+            route=route,
+            method=scope["method"],
+            path=path,
+            upstream_path=upstream_path,
+            query=scope.get("query_string", b""),
+            headers=headers,
+            body=body,
+            client_ip=client[0] if client else "",
+        )
+
+    async def exchange(self, ex: Exchange, receive: Receive, send: Send) -> None:
+        """Call upstream and relay its answer; a client disconnect cancels both."""
+        task = asyncio.current_task()
+        assert task is not None
+        state = {"finished": False, "gone": False}
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    if not state["finished"]:
+                        state["gone"] = True
+                        task.cancel()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self.relay(ex, send)
+        except asyncio.CancelledError:
+            if not state["gone"]:
+                raise
+            task.uncancel()
+            ex.outcome.error = "client disconnected"
+        finally:
+            state["finished"] = True
+            watcher.cancel()
+
+    async def relay(self, ex: Exchange, send: Send) -> None:
+        request = self.planner(ex)
+        response = await self.upstream().send(request)
+        ex.outcome.status = response.status
+        completed = False
+        try:
+            content_type = response.headers.get("content-type", "")
+            stream: AsyncIterator[bytes] = iter_body(response)
+            observer = ResponseObserver(content_type) if ex.observe else None
+            if observer is not None:
+                stream = observer.tap(stream)
+            for body_filter in ex.body_filters:
+                stream = body_filter(stream)
+            keep_length = not ex.body_filters
+            headers = downstream_headers(response.raw_headers, keep_length) + ex.response_headers
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
+            ex.response_started = True
+            try:
+                async for chunk in stream:
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                ex.outcome.error = f"upstream stream broke: {type(exc).__name__}"
+                logger.warning("route {}: {}", ex.route.name, ex.outcome.error)
+                if content_type.startswith("text/event-stream"):
+                    message = "the upstream connection broke before the reply was complete"
+                    error = {"message": message, "type": "upstream_error", "code": "stream_broken"}
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": encode_event({"error": error}),
+                            "more_body": True,
+                        }
+                    )
+            else:
+                completed = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            ex.outcome.complete = completed
+        finally:
+            if observer is not None:
+                ex.outcome.reply = observer.result()
+            if completed:
+                response.release()
+            else:
+                response.close()
+
+
+def plan_passthrough(ex: Exchange) -> UpstreamRequest:
+    """The client's request, sent as it is to the route's upstream (key swapped if due)."""
+    url = ex.route.base_url + ex.upstream_path
+    if ex.query:
+        url += "?" + ex.query.decode("latin-1")
+    return UpstreamRequest(ex.method, url, upstream_headers(ex), ex.body, ex.route.name)
+
+
+def upstream_headers(ex: Exchange) -> Headers:
+    swap = ex.key_kind in ("forward", "open", "user")
+    headers = [
+        (name, value)
+        for name, value in ex.headers
+        if name not in _NOT_UPSTREAM and not (swap and name in KEY_HEADERS)
+    ]
+    if ex.real_key is not None:
+        headers.append(key_header(ex.key.header if ex.key else b"authorization", ex.real_key))
+    forwarded = ex.header(b"x-forwarded-for")
+    ip = ex.client_ip.encode()
+    headers.append((b"x-forwarded-for", forwarded + b", " + ip if forwarded else ip))
+    if ex.observe:
+        headers = [(n, v) for n, v in headers if n != b"accept-encoding"]
+        headers.append((b"accept-encoding", b"identity"))
+    return headers
+
+
+def downstream_headers(raw: Sequence[tuple[bytes, bytes]], keep_length: bool) -> Headers:
+    return [
+        (name.lower(), value)
+        for name, value in raw
+        if name.lower() not in _NOT_DOWNSTREAM
+        and (keep_length or name.lower() != b"content-length")
+    ]
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(
+        f"request body is larger than MAX_BODY_SIZE ({limit} bytes); send less or raise the limit"
+    )
+
+
+async def send_error(send: Send, err: GatewayError, extra: Headers | None = None) -> None:
+    with contextlib.suppress(OSError, RuntimeError):
+        await send(
+            {
+                "type": "http.response.start",
+                "status": err.status,
+                "headers": err.raw_headers() + (extra or []),
+            }
+        )
+        await send({"type": "http.response.body", "body": err.body(), "more_body": False})
+
+
+def log_exchange(ex: Exchange) -> None:
+    outcome = ex.outcome
+    elapsed = (outcome.ended - ex.started) * 1000
+    suffix = f" ({outcome.error})" if outcome.error else ""
+    logger.info(
+        "{} {} {} -> {} {:.0f}ms route={} key={}{}",
+        ex.client_ip,
+        ex.method,
+        ex.path,
+        outcome.status,
+        elapsed,
+        ex.route.name,
+        ex.key_kind,
+        suffix,
+    )

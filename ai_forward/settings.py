@@ -1,0 +1,254 @@
+"""Settings: built once at start-up from the environment and `.env`, frozen afterwards.
+
+Every setting is validated here, so a bad value stops start-up with a message
+that names it; nothing on the request path parses configuration again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or inconsistent; the message names it."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route prefix and the upstream it forwards to."""
+
+    prefix: str
+    base_url: str
+    keys: tuple[str, ...] = ()
+    name: str = "openai"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ai-forward reads from its environment."""
+
+    routes: tuple[Route, ...] = (Route("/", "https://api.openai.com"),)
+    forward_keys: tuple[str, ...] = ()
+    allow_open_access: bool = False
+    proxy: str | None = None
+    timeout: float = 300.0
+    cors_origins: tuple[str, ...] = ("*",)
+    max_body_size: int = 100 * 1000**2
+    access_log: bool = True
+    host: str = "0.0.0.0"
+    port: int = 8000
+    workers: int = 1
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build and validate settings from a mapping (default: ``os.environ``)."""
+        reader = EnvReader(os.environ if env is None else env)
+        return cls(
+            routes=read_routes(reader),
+            forward_keys=reader.items("FORWARD_KEY"),
+            allow_open_access=reader.flag("ALLOW_OPEN_ACCESS", False),
+            proxy=reader.url("PROXY", None),
+            timeout=reader.number("TIMEOUT", 300.0, minimum=0.1),
+            cors_origins=reader.items("CORS_ORIGINS", ("*",)),
+            max_body_size=reader.size("MAX_BODY_SIZE", 100 * 1000**2),
+            access_log=reader.flag("ACCESS_LOG", True),
+            host=reader.text("HOST", "0.0.0.0"),
+            port=reader.integer("PORT", 8000, minimum=0, maximum=65535),
+            workers=reader.integer("WORKERS", 1, minimum=1, maximum=256),
+            extra=dict(reader.env),
+        )
+
+    @property
+    def has_real_keys(self) -> bool:
+        return any(route.keys for route in self.routes)
+
+    def open_access_problem(self) -> str | None:
+        """Why serving these settings would expose real keys to anyone, or None."""
+        if not self.has_real_keys or self.forward_keys or self.allow_open_access:
+            return None
+        if self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127."):
+            return None
+        return (
+            f"refusing to start: real API keys are configured but FORWARD_KEY is empty, so anyone "
+            f"reaching {self.host}:{self.port} would spend them. Set FORWARD_KEY=<a secret of your "
+            f"choice> (clients then use it as their API key), bind to 127.0.0.1 with --host, "
+            f"or set ALLOW_OPEN_ACCESS=true if open access is really what you want."
+        )
+
+
+def load_env(env_file: str | Path | None = None) -> dict[str, str]:
+    """The process environment over the values of an env file (default `./.env`)."""
+    path = Path(env_file) if env_file is not None else Path(".env")
+    if env_file is not None and not path.is_file():
+        raise SettingsError(f"--env-file: no such file: {path}")
+    values: dict[str, str] = {}
+    if path.is_file():
+        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    values.update(os.environ)
+    return values
+
+
+class EnvReader:
+    """Typed reads from an environment mapping; errors name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def items(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={value!r}: expected true or false")
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value!r}: expected a number of seconds") from None
+        if number < minimum:
+            raise SettingsError(f"{name}={value!r}: must be at least {minimum}")
+        return number
+
+    def integer(
+        self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value!r}: expected a whole number") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            upper = "" if maximum is None else f" and at most {maximum}"
+            raise SettingsError(f"{name}={value!r}: must be at least {minimum}{upper}")
+        return number
+
+    def size(self, name: str, default: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        match = _SIZE.match(value)
+        if not match:
+            raise SettingsError(
+                f"{name}={value!r}: expected a size such as 104857600, 100MB or 1GiB"
+            )
+        number, unit = float(match.group(1)), (match.group(2) or "").lower()
+        binary = "i" in unit
+        base = 1024 if binary else 1000
+        power = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3}[unit[:1] if unit[:1] in "kmg" else ""]
+        return int(number * base**power)
+
+    def url(self, name: str, default: str | None) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        return check_url(name, value)
+
+
+def check_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{name}={value!r}: expected an http:// or https:// URL with a host")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise SettingsError(f"{name}={value!r}: the port is not a number") from None
+    if parts.query or parts.fragment:
+        raise SettingsError(f"{name}={value!r}: a base URL takes no query string or fragment")
+    return value.rstrip("/")
+
+
+def normalize_prefix(name: str, prefix: str) -> str:
+    if not prefix.startswith("/"):
+        prefix = "/" + prefix
+    prefix = "/" + prefix.strip("/")
+    if "//" in prefix or any(c in prefix for c in "?#% "):
+        raise SettingsError(f"{name}={prefix!r}: a route prefix is a plain path such as /localai")
+    return prefix
+
+
+def read_routes(reader: EnvReader) -> tuple[Route, ...]:
+    base = reader.url("OPENAI_BASE_URL", "https://api.openai.com")
+    assert base is not None
+    routes = [
+        Route(
+            prefix=normalize_prefix("OPENAI_ROUTE_PREFIX", reader.text("OPENAI_ROUTE_PREFIX", "/")),
+            base_url=base,
+            keys=reader.items("OPENAI_API_KEY"),
+            name="openai",
+        )
+    ]
+    extra_urls = reader.items("EXTRA_BASE_URL")
+    extra_prefixes = reader.items("EXTRA_ROUTE_PREFIX")
+    extra_keys = _raw_list(reader.raw("EXTRA_API_KEY"))
+    if len(extra_urls) != len(extra_prefixes):
+        raise SettingsError(
+            f"EXTRA_BASE_URL has {len(extra_urls)} entries but EXTRA_ROUTE_PREFIX has "
+            f"{len(extra_prefixes)}: they are paired by position, give one prefix per URL"
+        )
+    if extra_keys and len(extra_keys) != len(extra_urls):
+        raise SettingsError(
+            f"EXTRA_API_KEY has {len(extra_keys)} entries but EXTRA_BASE_URL has "
+            f"{len(extra_urls)}: pair them by position, leave an entry empty (a,,c) for none, "
+            f"and separate several keys for one route with '|'"
+        )
+    for i, (url, prefix) in enumerate(zip(extra_urls, extra_prefixes, strict=True)):
+        keys = tuple(k for k in extra_keys[i].split("|") if k) if extra_keys else ()
+        normalized = normalize_prefix("EXTRA_ROUTE_PREFIX", prefix)
+        routes.append(
+            Route(
+                prefix=normalized,
+                base_url=check_url("EXTRA_BASE_URL", url),
+                keys=keys,
+                name=normalized.strip("/") or "root",
+            )
+        )
+    seen: dict[str, Route] = {}
+    for route in routes:
+        if route.prefix in seen:
+            raise SettingsError(
+                f"route prefix {route.prefix!r} is used twice (for {seen[route.prefix].base_url} "
+                f"and {route.base_url}): OPENAI_ROUTE_PREFIX and EXTRA_ROUTE_PREFIX must differ"
+            )
+        seen[route.prefix] = route
+    return tuple(routes)
+
+
+def _raw_list(value: str | None) -> list[str]:
+    if value is None:
+        return []
+    return [item.strip() for item in value.split(",")]

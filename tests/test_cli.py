@@ -1,0 +1,147 @@
+"""`aifd run` as a user starts it: a subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import openai
+
+from tests.fakes import FakeUpstream, free_port
+
+AIFD = [sys.executable, "-m", "ai_forward"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "EXTRA_", "FORWARD_", "ALLOW_"))
+    }
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def aifd_run(args: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [*AIFD, "run", *args],
+        env=dict(env),
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("aifd run did not become healthy")
+
+
+def test_open_access_is_refused_on_public_address(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*AIFD, "run", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=clean_env(OPENAI_API_KEY="sk-secret-xyz"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "FORWARD_KEY" in result.stderr and "ALLOW_OPEN_ACCESS" in result.stderr
+    assert "sk-secret-xyz" not in result.stderr + result.stdout
+
+
+def test_bad_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("EXTRA_BASE_URL=http://a,http://b\nEXTRA_ROUTE_PREFIX=/a\n")
+    result = subprocess.run(
+        [*AIFD, "run"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "EXTRA_ROUTE_PREFIX" in result.stderr
+
+
+def test_run_reads_env_file_flags_win_and_keys_stay_out_of_logs(tmp_path: Path) -> None:
+    upstream = FakeUpstream().start()
+    port = free_port()
+    env_file = tmp_path / "custom.env"
+    env_file.write_text(
+        f"OPENAI_BASE_URL={upstream.url}\nOPENAI_API_KEY=sk-never-shown\nFORWARD_KEY=fk-cli\n"
+        f"PORT=1\n"
+    )
+    try:
+        with aifd_run(
+            ["--env-file", str(env_file), "--port", str(port), "--host", "127.0.0.1"],
+            clean_env(),
+            tmp_path,
+        ) as proc:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, proc)
+            sdk = openai.OpenAI(base_url=url + "/v1", api_key="fk-cli", max_retries=0)
+            assert sdk.chat.completions.create(model="m", messages=[]).choices[0].message.content
+            assert upstream.last.headers["authorization"] == "Bearer sk-never-shown"
+            bad = openai.OpenAI(base_url=url + "/nope/v1", api_key="fk-cli", max_retries=0)
+            assert bad.models.list() is not None  # "/" serves everything: relayed path
+            proc.terminate()
+            output = proc.communicate(timeout=10)[0]
+        assert proc.returncode == 0
+        assert "sk-never-shown" not in output
+        assert "fk-cli" not in output
+        assert "POST /v1/chat/completions -> 200" in output
+    finally:
+        upstream.stop()
+
+
+def test_run_with_two_workers_serves(tmp_path: Path) -> None:
+    upstream = FakeUpstream().start()
+    port = free_port()
+    try:
+        env = clean_env(OPENAI_BASE_URL=upstream.url, FORWARD_KEY="fk", OPENAI_API_KEY="sk-w")
+        with aifd_run(["--port", str(port), "--workers", "2"], env, tmp_path) as proc:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, proc)
+            for _ in range(6):
+                assert (
+                    httpx.get(
+                        url + "/v1/models", headers={"authorization": "Bearer fk"}
+                    ).status_code
+                    == 200
+                )
+        assert len(upstream.requests) == 6
+        assert {r.headers["authorization"] for r in upstream.requests} == {"Bearer sk-w"}
+    finally:
+        upstream.stop()
+
+
+def test_help_documents_every_setting() -> None:
+    from ai_forward.settings_doc import SETTINGS
+
+    result = subprocess.run(
+        [*AIFD, "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean_env(), "COLUMNS": "200"},
+    )
+    assert result.returncode == 0
+    for name, _, _ in SETTINGS:
+        assert name in result.stdout
