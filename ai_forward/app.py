@@ -33,7 +33,12 @@ class Gateway:
         self.table = RouteTable(settings.routes)
         self._upstream: Upstream | None = None
         rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
-        hooks: list[Hook] = [KeyHook(settings.forward_keys, rings)]
+        # Async context managers entered by the lifespan, in order (exited in reverse).
+        self.resources: list[contextlib.AbstractAsyncContextManager[object]] = []
+        # The order of hooks: `before` runs top to bottom, `after` bottom to top.
+        hooks: list[Hook] = [
+            KeyHook(settings.forward_keys, rings),
+        ]
         self.forwarder = Forwarder(
             self.table,
             hooks,
@@ -49,8 +54,10 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        async with Upstream(self.settings) as upstream:
-            self._upstream = upstream
+        async with contextlib.AsyncExitStack() as stack:
+            self._upstream = await stack.enter_async_context(Upstream(self.settings))
+            for resource in self.resources:
+                await stack.enter_async_context(resource)
             logger.info(
                 "ai-forward {} routes: {}",
                 __version__,

@@ -40,6 +40,17 @@ class Outcome:
         return usage if isinstance(usage, dict) else None
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller identified by an issued key, with its own limits and allowances."""
+
+    name: str
+    rpm: int | None = None
+    tpm: int | None = None
+    models: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class Exchange:
     """The client's request as read once, plus what hooks decide about it."""
@@ -57,6 +68,7 @@ class Exchange:
     key: PresentedKey | None = None
     key_kind: str = "none"
     real_key: str | None = field(default=None, repr=False)
+    principal: Principal | None = None
     observe: bool = False
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)
