@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 from loguru import logger
-from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__
+from .accesslog import AccessLog
 from .auth import KeyHook, KeyRing
+from .cors import CORS
 from .exchange import Hook
 from .forward import Forwarder
 from .routing import RouteTable
@@ -35,6 +36,9 @@ class Gateway:
         rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
         # Async context managers entered by the lifespan, in order (exited in reverse).
         self.resources: list[contextlib.AbstractAsyncContextManager[object]] = []
+        access_log = AccessLog() if settings.access_log else None
+        if access_log is not None:
+            self.resources.append(access_log)
         # The order of hooks: `before` runs top to bottom, `after` bottom to top.
         hooks: list[Hook] = [
             KeyHook(settings.forward_keys, rings),
@@ -44,7 +48,7 @@ class Gateway:
             hooks,
             self.upstream,
             max_body_size=settings.max_body_size,
-            access_log=settings.access_log,
+            access_log=access_log,
         )
 
     def upstream(self) -> Upstream:
@@ -87,14 +91,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings.from_env()
     app: ASGIApp = Gateway(settings)
     if settings.cors_origins:
-        app = CORSMiddleware(
-            app,
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["*"],
-            max_age=600,
-        )
+        app = CORS(app, settings.cors_origins)
     return app
 
 

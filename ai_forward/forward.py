@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import aiohttp
 from loguru import logger
 
+from .accesslog import AccessLog
 from .auth import KEY_HEADERS, key_header
 from .errors import BodyTooLarge, GatewayError, RouteNotFound
 from .exchange import Exchange, Hook
@@ -36,6 +37,7 @@ _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forward
 _NOT_DOWNSTREAM = HOP_BY_HOP | {b"server", b"date"}
 
 Planner = Callable[[Exchange], UpstreamRequest]
+WATCH_AFTER = 0.2
 
 
 class ClientDisconnected(Exception):
@@ -52,7 +54,7 @@ class Forwarder:
         upstream: Callable[[], Upstream],
         *,
         max_body_size: int,
-        access_log: bool = True,
+        access_log: AccessLog | None = None,
         planner: Planner | None = None,
     ) -> None:
         self.table = table
@@ -88,8 +90,8 @@ class Forwarder:
                     await hook.after(ex)
                 except Exception:
                     logger.exception("after-hook {} failed", type(hook).__name__)
-            if self.access_log:
-                log_exchange(ex)
+            if self.access_log is not None:
+                self.access_log.write(describe(ex))
 
     async def accept(self, scope: Scope, receive: Receive) -> Exchange:
         path: str = scope["path"]
@@ -119,10 +121,15 @@ class Forwarder:
         )
 
     async def exchange(self, ex: Exchange, receive: Receive, send: Send) -> None:
-        """Call upstream and relay its answer; a client disconnect cancels both."""
+        """Call upstream and relay its answer; a client disconnect cancels both.
+
+        The disconnect watcher starts only once the exchange has lasted WATCH_AFTER
+        seconds: quick exchanges never pay for a second task.
+        """
         task = asyncio.current_task()
         assert task is not None
         state = {"finished": False, "gone": False}
+        watcher: asyncio.Task[None] | None = None
 
         async def watch() -> None:
             while True:
@@ -133,7 +140,12 @@ class Forwarder:
                         task.cancel()
                     return
 
-        watcher = asyncio.create_task(watch())
+        def start_watching() -> None:
+            nonlocal watcher
+            if not state["finished"]:
+                watcher = asyncio.create_task(watch())
+
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER, start_watching)
         try:
             await self.relay(ex, send)
         except asyncio.CancelledError:
@@ -143,7 +155,9 @@ class Forwarder:
             ex.outcome.error = "client disconnected"
         finally:
             state["finished"] = True
-            watcher.cancel()
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     async def relay(self, ex: Exchange, send: Send) -> None:
         request = self.planner(ex)
@@ -263,18 +277,12 @@ async def send_error(send: Send, err: GatewayError, extra: Headers | None = None
         await send({"type": "http.response.body", "body": err.body(), "more_body": False})
 
 
-def log_exchange(ex: Exchange) -> None:
+def describe(ex: Exchange) -> str:
+    """The access-log line: no keys, no query string."""
     outcome = ex.outcome
     elapsed = (outcome.ended - ex.started) * 1000
     suffix = f" ({outcome.error})" if outcome.error else ""
-    logger.info(
-        "{} {} {} -> {} {:.0f}ms route={} key={}{}",
-        ex.client_ip,
-        ex.method,
-        ex.path,
-        outcome.status,
-        elapsed,
-        ex.route.name,
-        ex.key_kind,
-        suffix,
+    return (
+        f"{ex.client_ip} {ex.method} {ex.path} -> {outcome.status} {elapsed:.0f}ms "
+        f"route={ex.route.name} key={ex.key_kind}{suffix}"
     )

@@ -404,3 +404,20 @@ def test_stream_cut_by_upstream_ends_with_error_event(
         text = b"".join(response.iter_bytes()).decode()
     assert text.count('"content":') == 2
     assert text.rstrip().endswith('"code":"stream_broken"}}')
+
+
+def test_cors_only_for_allowed_origins(upstream: FakeUpstream, proxy_factory) -> None:  # type: ignore[no-untyped-def]
+    proxy = proxy_factory(OPENAI_BASE_URL=upstream.url, CORS_ORIGINS="https://ok.example")
+    preflight = {"access-control-request-method": "POST"}
+    allowed = httpx.options(
+        proxy.url + "/v1/models", headers={"origin": "https://ok.example", **preflight}
+    )
+    assert allowed.headers["access-control-allow-origin"] == "https://ok.example"
+    denied = httpx.options(
+        proxy.url + "/v1/models", headers={"origin": "https://evil.example", **preflight}
+    )
+    assert denied.status_code == 400
+    assert "access-control-allow-origin" not in denied.headers
+    plain = httpx.get(proxy.url + "/v1/models", headers={"origin": "https://evil.example"})
+    assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
+    assert upstream.requests and all(r.method == "GET" for r in upstream.requests)

@@ -1,0 +1,214 @@
+"""Compare direct upstream, a bare passthrough and `aifd run`, in one run, on this machine.
+
+    python benchmarks/run.py [--seconds 5] [--rounds 3] [--connections 32]
+                             [--variants aifd,aifd-limits,aifd-limits-redis]
+
+Everything listens on 127.0.0.1; wrk (apt-get install wrk) generates the load. Rounds are
+interleaved (A B C A B C ...) so drift on a shared machine hits every target alike; the
+median round is reported, with ratios against the bare passthrough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CHAT = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
+STREAM = CHAT[:-1] + ',"stream":true}'
+LIMITS = {
+    "REQ_RATE_LIMIT": "/v1/chat/completions=100000000/minute",
+    "TPM_LIMIT": "1000000000000/minute",
+    "GLOBAL_RATE_LIMIT": "100000000/minute",
+}
+VARIANTS: dict[str, dict[str, str]] = {
+    "aifd": {},
+    "aifd-limits": LIMITS,
+    "aifd-limits-redis": {**LIMITS, "RATE_LIMIT_BACKEND": "redis://127.0.0.1:{redis}/0"},
+    "aifd-log": {"LOG_CHAT": "true"},
+    "aifd-no-access-log": {"ACCESS_LOG": "false"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+@contextmanager
+def process(
+    args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.Popen(
+        args, env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux), to compare work per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, float, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = '{body}'\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            'wrk.headers["Authorization"] = "Bearer fk-bench"\n'
+        )
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            script.name,
+            url + "/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    if "Non-2xx" in out:
+        raise SystemExit(f"non-2xx answers from {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rps, latency(out, "50%"), latency(out, "99%")
+
+
+def latency(out: str, pct: str) -> float:
+    match = re.search(rf"{pct}\s+([\d.]+)(us|ms|s)\b", out)
+    assert match, out
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--variants", default="aifd")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    py = sys.executable
+    variants = args.variants.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="aifd-bench-"))
+    up_port, pass_port, redis_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    targets: dict[str, str] = {"direct": upstream}
+    pids: dict[str, int] = {}
+    with contextmanager_stack() as stack:
+        proc = stack(process([py, str(HERE / "fake_upstream.py"), str(up_port), "50"]))
+        wait_up(upstream, proc)
+        if any("redis" in v for v in variants):
+            stack(
+                process(
+                    ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
+                )
+            )
+            time.sleep(0.5)
+        proc = stack(process([py, str(HERE / "passthrough.py"), str(pass_port), upstream]))
+        targets["passthrough"] = f"http://127.0.0.1:{pass_port}"
+        pids["passthrough"] = proc.pid
+        wait_up(targets["passthrough"], proc)
+        for variant in variants:
+            port = free_port()
+            env = {
+                "OPENAI_BASE_URL": upstream,
+                "OPENAI_API_KEY": "sk-bench",
+                "FORWARD_KEY": "fk-bench",
+                "LOG_DIR": str(workdir / variant),
+            }
+            env.update({k: v.format(redis=redis_port) for k, v in VARIANTS[variant].items()})
+            proc = stack(
+                process(
+                    [py, "-m", "ai_forward", "run", "--host", "127.0.0.1", "--port", str(port)],
+                    env,
+                    cwd=workdir,
+                )
+            )
+            targets[variant] = f"http://127.0.0.1:{port}"
+            pids[variant] = proc.pid
+            wait_up(targets[variant] + "/healthz", proc)
+        for mode, body in (("non-stream", CHAT), ("stream (50 chunks)", STREAM)):
+            results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in targets}
+            for url in targets.values():  # warm-up
+                wrk(url, body, 1, args.connections)
+            for _ in range(args.rounds):
+                for name, url in targets.items():
+                    cpu = cpu_seconds(pids[name]) if name in pids else 0.0
+                    rps, p50, p99 = wrk(url, body, args.seconds, args.connections)
+                    used = cpu_seconds(pids[name]) - cpu if name in pids else 0.0
+                    results[name].append((rps, p50, p99, used / (rps * args.seconds) * 1e6))
+            report(mode, results)
+
+
+def report(mode: str, results: dict[str, list[tuple[float, float, float, float]]]) -> None:
+    med = {
+        name: tuple(statistics.median(r[i] for r in runs) for i in range(4))
+        for name, runs in results.items()
+    }
+    base_rps, base_p50, _, base_cpu = med["passthrough"]
+    print(f"\n## {mode}")
+    print("| target | req/s | p50 ms | p99 ms | CPU us/req | req/s ratio | p50 ratio | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, (rps, p50, p99, cpu) in med.items():
+        cpu_text, cpu_ratio = (f"{cpu:.0f}", f"{cpu / base_cpu:.2f}") if cpu else ("-", "-")
+        print(
+            f"| {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu_text} | "
+            f"{rps / base_rps:.2f} | {p50 / base_p50:.2f} | {cpu_ratio} |"
+        )
+    sys.stdout.flush()
+
+
+@contextmanager
+def contextmanager_stack() -> Iterator:  # type: ignore[type-arg]
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield stack.enter_context
+
+
+if __name__ == "__main__":
+    main()
