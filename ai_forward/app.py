@@ -1,7 +1,8 @@
 """create_app(settings): the ASGI application and the order of its hooks.
 
-Hook order, written down once: keys → (limits) → (chat log); each `before` in
-this order, each `after` in reverse.
+Hook order, written down once: keys → users → providers → limits → chat log;
+each `before` in this order, each `after` in reverse. Each feature plugs in
+through one `install_*(gateway)` call below, in that order.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from loguru import logger
 from . import __version__
 from .accesslog import AccessLog
 from .auth import KeyHook, KeyRing
+from .chatlog import install_chatlog
 from .cors import CORS
 from .exchange import Hook
-from .forward import Forwarder
+from .forward import Forwarder, Planner, plan_passthrough
+from .providers.hook import install_providers
+from .ratelimit import install_limits
+from .retry import install_resilience
 from .routing import RouteTable
 from .settings import Settings
 from .types import ASGIApp, Receive, Scope, Send
 from .upstream import Upstream
+from .users_hook import install_users
 
 _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 
@@ -33,22 +39,27 @@ class Gateway:
         self.settings = settings
         self.table = RouteTable(settings.routes)
         self._upstream: Upstream | None = None
-        rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
+        self.rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
         # Async context managers entered by the lifespan, in order (exited in reverse).
         self.resources: list[contextlib.AbstractAsyncContextManager[object]] = []
         access_log = AccessLog() if settings.access_log else None
         if access_log is not None:
             self.resources.append(access_log)
         # The order of hooks: `before` runs top to bottom, `after` bottom to top.
-        hooks: list[Hook] = [
-            KeyHook(settings.forward_keys, rings),
-        ]
+        self.hooks: list[Hook] = [KeyHook(settings.forward_keys, self.rings)]
+        self.planner: Planner = plan_passthrough
+        install_resilience(self)
+        install_users(self)
+        install_providers(self)
+        install_limits(self)
+        install_chatlog(self)
         self.forwarder = Forwarder(
             self.table,
-            hooks,
+            self.hooks,
             self.upstream,
             max_body_size=settings.max_body_size,
             access_log=access_log,
+            planner=self.planner,
         )
 
     def upstream(self) -> Upstream:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-SETTINGS: tuple[tuple[str, str, str], ...] = (
+from . import (
+    chatlog_settings,
+    provider_settings,
+    ratelimit_settings,
+    retry_settings,
+    users_settings,
+)
+
+CORE: tuple[tuple[str, str, str], ...] = (
     ("OPENAI_BASE_URL", "https://api.openai.com", "upstream of the main route"),
     ("OPENAI_ROUTE_PREFIX", "/", "path prefix of the main route"),
     ("OPENAI_API_KEY", "", "real keys of the main route, comma-separated, used round-robin"),
@@ -19,6 +27,15 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("HOST", "0.0.0.0", "address to bind (--host)"),
     ("PORT", "8000", "port (--port)"),
     ("WORKERS", "1", "worker processes (--workers)"),
+)
+
+SETTINGS = (
+    CORE
+    + users_settings.DOC
+    + provider_settings.DOC
+    + ratelimit_settings.DOC
+    + retry_settings.DOC
+    + chatlog_settings.DOC
 )
 
 

@@ -35,3 +35,6 @@ def proxy(upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]) -> 
     return proxy_factory(
         OPENAI_BASE_URL=upstream.url, OPENAI_API_KEY="sk-real-1,sk-real-2", FORWARD_KEY="fk-test"
     )
+
+
+from tests.redis_server import redis_session, redis_url  # noqa: E402, F401  (shared fixtures)

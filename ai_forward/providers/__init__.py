@@ -1,0 +1,1 @@
+"""One module per provider, behind the interface in `base.py`."""

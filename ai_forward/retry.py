@@ -1,0 +1,12 @@
+"""Retries of failed upstream attempts (issue 5)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+
+def install_resilience(gateway: Gateway) -> None:
+    """Add this feature's hooks, resources and collaborators to `gateway`."""
