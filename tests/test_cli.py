@@ -2,59 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import openai
 
 from tests.fakes import FakeUpstream, free_port
-
-AIFD = [sys.executable, "-m", "ai_forward"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "EXTRA_", "FORWARD_", "ALLOW_"))
-    }
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def aifd_run(args: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [*AIFD, "run", *args],
-        env=dict(env),
-        cwd=cwd,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError("aifd run did not become healthy")
+from tests.processes import AIFD, aifd_run, clean_env, wait_healthy
 
 
 def test_open_access_is_refused_on_public_address(tmp_path: Path) -> None:
