@@ -8,6 +8,7 @@ and `ex.principal` carries the user's own limits for the rate limiter.
 
 from __future__ import annotations
 
+import re
 import time
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .app import Gateway
 
 _NAME = "users.name"
+_FORM_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]{1,200})\r\n')
 _MODEL = "users.model"
 
 
@@ -67,7 +69,7 @@ class UsersHook:
         ex.real_key = ring.next() if ring else None
         ex.principal = Principal(user.name, user.rpm, user.tpm, user.models, user.routes)
         ex.state[_NAME] = user.name
-        ex.state[_MODEL] = ex.model
+        ex.state[_MODEL] = requested_model(ex)
         stream_usage.ask_for_usage(ex)
 
     async def after(self, ex: Exchange) -> None:
@@ -92,7 +94,7 @@ def check_allowed(user: User, ex: Exchange) -> None:
             + ", ".join(user.routes),
             code="route_not_allowed",
         )
-    model = ex.model
+    model = requested_model(ex)
     if user.models and model:
         for wanted in (m.strip() for m in model.split(",")):
             if wanted and not any(fnmatchcase(wanted, allowed) for allowed in user.models):
@@ -102,6 +104,16 @@ def check_allowed(user: User, ex: Exchange) -> None:
                     code="model_not_allowed",
                     param="model",
                 )
+
+
+def requested_model(ex: Exchange) -> str | None:
+    """The `model` of a JSON body, or of a multipart form (audio, image uploads)."""
+    model = ex.model
+    content_type = ex.header(b"content-type") or b""
+    if model is None and content_type.startswith(b"multipart/form-data"):
+        found = _FORM_MODEL.search(ex.body)
+        model = found.group(1).decode("utf-8", "replace").strip() if found else None
+    return model
 
 
 def install_users(gateway: Gateway) -> None:

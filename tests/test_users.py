@@ -11,8 +11,21 @@ import httpx
 import openai
 import pytest
 
+from ai_forward.app import Gateway
+from ai_forward.exchange import Exchange, Principal
+from ai_forward.settings import Settings
 from tests.fakes import FakeUpstream, ProxyServer
-from tests.users_fakes import PLAIN, STREAMED, TOKEN, admin, chat, create, sdk, usage_handler
+from tests.users_fakes import (
+    PLAIN,
+    STREAMED,
+    TOKEN,
+    admin,
+    chat,
+    create,
+    sdk,
+    serving,
+    usage_handler,
+)
 
 
 @pytest.fixture
@@ -85,6 +98,18 @@ def test_model_allowlist_with_patterns_and_fan_out(
         assert "gpt-4o-mini, claude-*" in str(caught.value)
     assert len(upstream.requests) == 2
     assert sdk(gateway.url, key).models.list() is not None  # no model named: allowed
+
+
+def test_model_allowlist_covers_multipart_uploads(
+    upstream: FakeUpstream, gateway: ProxyServer
+) -> None:
+    key = create(gateway.url, "mo", models=["whisper-1"])
+    audio = ("a.wav", b"RIFF....", "audio/wav")
+    client = sdk(gateway.url, key)
+    assert client.audio.transcriptions.create(model="whisper-1", file=audio) is not None
+    with pytest.raises(openai.PermissionDeniedError, match="'whisper-2'"):
+        client.audio.transcriptions.create(model="whisper-2", file=audio)
+    assert len(upstream.requests) == 1
 
 
 def test_route_allowlist(upstream: FakeUpstream, gateway: ProxyServer) -> None:
@@ -203,3 +228,39 @@ def test_keys_are_stored_hashed(gateway: ProxyServer, tmp_path: Path) -> None:
     for secret in (key, reset, key[5:], reset[5:]):
         assert secret not in "".join(rows)
         assert secret.encode() not in raw
+
+
+class PrincipalRecorder:
+    """A hook after UsersHook, as the rate limiter is: records what it is given."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Principal | None]] = []
+
+    async def before(self, ex: Exchange) -> None:
+        self.seen.append((ex.key_kind, ex.principal))
+
+    async def after(self, ex: Exchange) -> None:
+        return None
+
+
+def test_later_hooks_see_the_users_principal(upstream: FakeUpstream, tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "OPENAI_BASE_URL": upstream.url,
+            "OPENAI_API_KEY": "sk-real",
+            "FORWARD_KEY": "fk",
+            "ADMIN_TOKEN": TOKEN,
+            "STORE_URL": f"sqlite:///{tmp_path}/users.db",
+        }
+    )
+    gateway = Gateway(settings)
+    recorder = PrincipalRecorder()
+    gateway.forwarder.hooks = (*gateway.forwarder.hooks, recorder)
+    with serving(gateway) as url:
+        key = create(url, "lena", rpm=30, tpm=4000, models=["m*"], routes=["/"])
+        chat(url, key, model="m1")
+        chat(url, "fk", model="m1")
+    assert recorder.seen == [
+        ("user", Principal("lena", 30, 4000, ("m*",), ("/",))),
+        ("forward", None),
+    ]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
+import uvicorn
 from aiohttp import web
 
-from tests.fakes import Recorded, chunk, completion, json_response, sse, stream_response
+from ai_forward.types import ASGIApp
+from tests.fakes import Recorded, chunk, completion, free_port, json_response, sse, stream_response
 
 TOKEN = "admin-token-0123456789"
 REPO = Path(__file__).resolve().parent.parent
@@ -63,3 +69,22 @@ def create(url: str, name: str, **fields: Any) -> str:
     assert response.status_code == 201, response.text
     key: str = response.json()["key"]
     return key
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """`app` under uvicorn on a free port, in a thread; yields its URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
