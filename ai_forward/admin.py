@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
+from loguru import logger
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -101,6 +102,7 @@ class AdminAPI:
             await self.store.create(user)
         except UserExists:
             raise Conflict(f"a user named {user.name!r} exists already", param="name") from None
+        logger.info("admin: created user {}", user.name)
         return json({**user.public(), "key": key}, status=201)
 
     async def list(self, request: Request) -> Response:
@@ -118,6 +120,7 @@ class AdminAPI:
         user = await self.find(request)
         changed = dataclasses.replace(user, **self.checked(await body_of(request), partial=True))
         await self.swap(user, changed)
+        logger.info("admin: changed user {}", user.name)
         return json(changed.public())
 
     async def reset(self, request: Request) -> Response:
@@ -125,12 +128,14 @@ class AdminAPI:
         key = new_key()
         changed = dataclasses.replace(user, key_hash=hash_key(key), key_hint=key_hint(key))
         await self.swap(user, changed)
+        logger.info("admin: reset the key of user {}", user.name)
         return json({**changed.public(), "key": key})
 
     async def delete(self, request: Request) -> Response:
         name = request.path_params["name"]
         if await self.store.delete(name) is None:
             raise NotFound(f"no user named {name!r}")
+        logger.info("admin: deleted user {}", name)
         return json({"name": name, "deleted": True})
 
     async def usage_report(self, request: Request) -> Response:

@@ -214,3 +214,9 @@ def test_short_admin_token_stops_start_up() -> None:
 def test_bad_store_url_stops_start_up(url: str) -> None:
     with pytest.raises(SettingsError, match="STORE_URL"):
         Settings.from_env({"STORE_URL": url})
+
+
+def test_a_gateway_that_issues_keys_may_listen_publicly_without_forward_keys() -> None:
+    env = {"OPENAI_API_KEY": "sk-real", "HOST": "0.0.0.0"}
+    assert Settings.from_env(env).open_access_problem() is not None
+    assert Settings.from_env({**env, "ADMIN_TOKEN": TOKEN}).open_access_problem() is None
