@@ -29,7 +29,14 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from .auth import find_key
-from .errors import Conflict, GatewayError, InvalidField, NotFound, Unauthorized
+from .errors import (
+    Conflict,
+    GatewayError,
+    InvalidField,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from .store import UsageRow, UserExists, UserStore
 from .types import Receive, Scope, Send
 from .usage import UsageWriter
@@ -83,6 +90,10 @@ class AdminAPI:
             await answer(scope, receive, send, problem)
         except GatewayError as err:
             await answer(scope, receive, send, err)
+        except Exception as exc:
+            logger.warning("admin: {} {} failed: {}", scope["method"], scope["path"], exc)
+            message = "the user store is unreachable or failed; retry shortly"
+            await answer(scope, receive, send, ServiceUnavailable(message))
 
     def authorize(self, scope: Scope) -> None:
         key = find_key(scope["headers"])

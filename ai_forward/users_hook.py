@@ -13,10 +13,12 @@ import time
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
+from loguru import logger
+
 from . import stream_usage
 from .admin import AdminAPI
 from .auth import KeyRing
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, ServiceUnavailable, Unauthorized
 from .exchange import Exchange, Principal
 from .key_cache import KeyCache
 from .store import open_store
@@ -57,7 +59,14 @@ class UsersHook:
             return
         if ex.key_kind != "relay" or not key.value.startswith(KEY_PREFIX):
             return
-        user = await self.cache.user(hash_key(key.value))
+        try:
+            user = await self.cache.user(hash_key(key.value))
+        except Exception as exc:
+            logger.warning("user store unreachable while checking a key: {}", exc)
+            raise ServiceUnavailable(
+                "the gateway cannot check issued keys right now (its user store is "
+                "unreachable); retry shortly"
+            ) from None
         if user is None:
             raise Unauthorized(
                 "this aifd- key is not valid: it was reset or deleted, or never issued here; "

@@ -14,7 +14,7 @@ import pytest
 from ai_forward.app import Gateway
 from ai_forward.exchange import Exchange, Principal
 from ai_forward.settings import Settings
-from tests.fakes import FakeUpstream, ProxyServer
+from tests.fakes import FakeUpstream, ProxyServer, free_port
 from tests.users_fakes import (
     PLAIN,
     STREAMED,
@@ -228,6 +228,20 @@ def test_keys_are_stored_hashed(gateway: ProxyServer, tmp_path: Path) -> None:
     for secret in (key, reset, key[5:], reset[5:]):
         assert secret not in "".join(rows)
         assert secret.encode() not in raw
+
+
+def test_unreachable_store_is_503_for_issued_keys_only(
+    upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
+) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"OPENAI_BASE_URL": upstream.url, "OPENAI_API_KEY": "sk-real", "FORWARD_KEY": "fk"}
+    proxy = proxy_factory(**env, ADMIN_TOKEN=TOKEN, STORE_URL=nowhere)
+    with pytest.raises(openai.InternalServerError, match="user store is unreachable") as caught:
+        chat(proxy.url, "aifd-" + "x" * 43)
+    assert caught.value.status_code == 503
+    assert chat(proxy.url, "fk") == "Hello!"
+    response = admin(proxy.url).get("/admin/users")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "service_unavailable"
 
 
 class PrincipalRecorder:

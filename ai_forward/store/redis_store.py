@@ -40,6 +40,7 @@ class RedisStore:
         self.url = url
         self._client: redis.Redis | None = None
         self._local: list[Invalidate] = []
+        self._subscribed = False
 
     async def __aenter__(self) -> RedisStore:
         self._client = redis.from_url(
@@ -150,20 +151,25 @@ class RedisStore:
 
     async def watch(self, invalidate: Invalidate) -> None:
         self._local.append(invalidate)
+        delay = 0.5
         try:
             while True:
                 try:
                     await self._listen(invalidate)
                 except (RedisError, OSError) as exc:
-                    logger.warning("user store: lost the key invalidation channel ({})", exc)
+                    if delay == 0.5:
+                        logger.warning("user store: lost the key invalidation channel ({})", exc)
                 invalidate(None)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(delay)
+                delay = 0.5 if self._subscribed else min(delay * 2, 10.0)
         finally:
             self._local.remove(invalidate)
 
     async def _listen(self, invalidate: Invalidate) -> None:
+        self._subscribed = False
         async with self.client.pubsub() as pubsub:
             await pubsub.subscribe(CHANNEL)
+            self._subscribed = True
             invalidate(None)  # announcements made before this subscription were missed
             async for message in pubsub.listen():
                 if message.get("type") == "message":
