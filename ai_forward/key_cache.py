@@ -77,6 +77,8 @@ class KeyCache:
             self._entries.pop(key_hash, None)
 
     def _evict(self, now: float) -> None:
-        self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-        while len(self._entries) >= self.max_entries:
-            del self._entries[next(iter(self._entries))]
+        """Drop expired entries, then the oldest tenth: a flood of keys costs O(1) amortised."""
+        live = [(k, v) for k, v in self._entries.items() if v[0] > now]
+        if len(live) >= self.max_entries:
+            live = live[len(live) - self.max_entries * 9 // 10 :]
+        self._entries = dict(live)

@@ -116,7 +116,9 @@ def check_limit(field: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FieldError(field, "a whole number of at least 1, or null for the global limit")
+        raise FieldError(
+            field, "a whole number of at least 1, or null (CLI: none) for the global limit"
+        )
     return value
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import openai
+import orjson
 
 from tests.fakes import FakeUpstream
-from tests.processes import aifd_instance
+from tests.processes import AIFD, aifd_instance, clean_env
 from tests.users_fakes import PLAIN, REPO, TOKEN, admin, chat, usage_handler
 
 
@@ -53,9 +55,16 @@ def test_two_instances_share_users_and_drop_reset_or_deleted_keys_at_once(
         assert refused(a, key)
         assert chat(b, new) == "Hi!"
 
+        cli = [*AIFD, "users", "reset", "ann", "--store", redis_url, "--json"]
+        done = subprocess.run(cli, env=clean_env(**env), capture_output=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        newest = orjson.loads(done.stdout)["key"]
+        within(0.5, lambda: refused(a, new) and refused(b, new))
+        assert chat(a, newest) == "Hi!"
+
         admin(b).delete("/admin/users/ann")
-        within(0.5, lambda: refused(a, new))
-        assert refused(b, new)
+        within(0.5, lambda: refused(a, newest))
+        assert refused(b, newest)
 
         served = len(upstream.requests)
 
@@ -71,5 +80,5 @@ def test_two_instances_share_users_and_drop_reset_or_deleted_keys_at_once(
         proc_b.terminate()
         logs = proc_a.communicate(timeout=20)[0] + proc_b.communicate(timeout=20)[0]
     assert "key=user" in logs
-    for secret in (key, new, key[5:], new[5:], TOKEN):
+    for secret in (key, new, newest, key[5:], new[5:], newest[5:], TOKEN):
         assert secret not in logs

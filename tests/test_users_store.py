@@ -156,3 +156,14 @@ def test_redis_holds_no_key_in_clear(redis_url: str) -> None:
     for name in client.scan_iter():
         dump += name + (client.dump(name) or b"")
     assert b"alice" in dump and key.encode() not in dump and key[5:].encode() not in dump
+
+
+def test_key_cache_stays_bounded_under_a_flood_of_unknown_keys(tmp_path: Path) -> None:
+    async def work(store: UserStore) -> None:
+        cache = KeyCache(store, ttl=60, max_entries=100)
+        for i in range(1000):
+            assert await cache.user(f"unknown-{i}") is None
+            assert len(cache._entries) <= 100
+        assert "unknown-999" in cache._entries
+
+    on_store(f"sqlite:///{tmp_path}/s.db", work)
