@@ -48,6 +48,8 @@ class Gateway:
         # The order of hooks: `before` runs top to bottom, `after` bottom to top.
         self.hooks: list[Hook] = [KeyHook(settings.forward_keys, self.rings)]
         self.planner: Planner = plan_passthrough
+        # The /admin API, when a feature provides one (users: set by install_users).
+        self.admin: ASGIApp | None = None
         install_resilience(self)
         install_users(self)
         install_providers(self)
@@ -86,8 +88,11 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if scope["path"] == "/healthz":
+            path: str = scope["path"]
+            if path == "/healthz":
                 await send_health(send)
+            elif self.admin is not None and (path == "/admin" or path.startswith("/admin/")):
+                await self.admin(scope, receive, send)
             else:
                 await self.forwarder(scope, receive, send)
         elif kind == "lifespan":

@@ -11,6 +11,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from .cli_users import users_cli
 from .settings import Settings, SettingsError, load_env
 from .settings_doc import settings_help
 
@@ -22,6 +23,7 @@ cli = typer.Typer(
     rich_markup_mode="markdown",
 )
 _err = Console(stderr=True)
+cli.add_typer(users_cli)
 
 
 @cli.callback()

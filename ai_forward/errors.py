@@ -6,7 +6,10 @@
     ├── Unauthorized                  401 authentication_error
     ├── Forbidden                     403 permission_error
     ├── RouteNotFound                 404 invalid_request_error / route_not_found
+    ├── NotFound                      404 invalid_request_error / not_found
+    ├── Conflict                      409 invalid_request_error / conflict
     ├── BodyTooLarge                  413 invalid_request_error / body_too_large
+    ├── InvalidField                  422 invalid_request_error / invalid_value (param)
     ├── RateLimited                   429 rate_limit_exceeded
     ├── UpstreamUnreachable           502 upstream_error / upstream_unreachable
     ├── ServiceUnavailable            503 server_error
@@ -93,6 +96,26 @@ class BodyTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "body_too_large"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
+class InvalidField(GatewayError):
+    """A request field is missing or malformed; `param` names it."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "invalid_value"
 
 
 class RateLimited(GatewayError):

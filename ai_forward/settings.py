@@ -88,6 +88,8 @@ class Settings:
         """Why serving these settings would expose real keys to anyone, or None."""
         if not self.has_real_keys or self.forward_keys or self.allow_open_access:
             return None
+        if self.users.admin_token:
+            return None  # keyless requests are refused: clients use issued keys
         if self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127."):
             return None
         return (
