@@ -12,7 +12,7 @@ from loguru import logger
 
 from .accesslog import AccessLog
 from .auth import KEY_HEADERS, key_header
-from .errors import BodyTooLarge, GatewayError, RouteNotFound
+from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
 from .observe import ResponseObserver
 from .routing import RouteTable
@@ -155,10 +155,14 @@ class Forwarder:
         try:
             await self.relay(ex, send)
         except asyncio.CancelledError:
-            if not state["gone"]:
-                raise
             task.uncancel()
-            ex.outcome.error = "client disconnected"
+            if state["gone"]:
+                ex.outcome.error = "client disconnected"
+            else:
+                # Nothing else cancels a request: the server's SHUTDOWN_GRACE ran out.
+                ex.outcome.error = "cut short by shutdown"
+                if not ex.response_started:
+                    raise ServiceUnavailable("the gateway is shutting down; try again") from None
         finally:
             state["finished"] = True
             timer.cancel()
@@ -192,13 +196,16 @@ class Forwarder:
                 async for chunk in stream:
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                ex.outcome.error = f"upstream stream broke: {type(exc).__name__}"
-                logger.warning("route {}: {}", ex.route.name, ex.outcome.error)
+            except (TimeoutError, aiohttp.ClientError, asyncio.CancelledError) as exc:
+                if not isinstance(exc, asyncio.CancelledError):
+                    ex.outcome.error = f"upstream stream broke: {type(exc).__name__}"
+                    logger.warning("route {}: {}", ex.route.name, ex.outcome.error)
                 if content_type.startswith("text/event-stream"):
                     message = "the upstream connection broke before the reply was complete"
                     if isinstance(exc, TimeoutError):
                         message = f"the upstream stalled for {upstream.idle_timeout:g}s mid-reply"
+                    elif isinstance(exc, asyncio.CancelledError):
+                        message = "the gateway is shutting down; the reply is incomplete"
                     error = {"message": message, "type": "upstream_error", "code": "stream_broken"}
                     await send(
                         {
@@ -207,6 +214,10 @@ class Forwarder:
                             "more_body": True,
                         }
                     )
+                if isinstance(exc, asyncio.CancelledError):
+                    # A gone client ignores these sends; a server shutting down delivers them.
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    raise
             else:
                 completed = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
