@@ -17,7 +17,7 @@ from .exchange import Exchange, Hook
 from .observe import ResponseObserver
 from .routing import RouteTable
 from .sse import encode_event
-from .types import Headers, Receive, Scope, Send
+from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, iter_body
 
 HOP_BY_HOP = frozenset(
@@ -196,28 +196,20 @@ class Forwarder:
                 async for chunk in stream:
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (TimeoutError, aiohttp.ClientError, asyncio.CancelledError) as exc:
-                if not isinstance(exc, asyncio.CancelledError):
-                    ex.outcome.error = f"upstream stream broke: {type(exc).__name__}"
-                    logger.warning("route {}: {}", ex.route.name, ex.outcome.error)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                ex.outcome.error = f"upstream stream broke: {type(exc).__name__}"
+                logger.warning("route {}: {}", ex.route.name, ex.outcome.error)
                 if content_type.startswith("text/event-stream"):
                     message = "the upstream connection broke before the reply was complete"
                     if isinstance(exc, TimeoutError):
                         message = f"the upstream stalled for {upstream.idle_timeout:g}s mid-reply"
-                    elif isinstance(exc, asyncio.CancelledError):
-                        message = "the gateway is shutting down; the reply is incomplete"
-                    error = {"message": message, "type": "upstream_error", "code": "stream_broken"}
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": encode_event({"error": error}),
-                            "more_body": True,
-                        }
-                    )
-                if isinstance(exc, asyncio.CancelledError):
-                    # A gone client ignores these sends; a server shutting down delivers them.
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    raise
+                    await send(stream_error(message))
+            except asyncio.CancelledError:
+                # A gone client ignores these sends; a server past its SHUTDOWN_GRACE delivers them.
+                if content_type.startswith("text/event-stream"):
+                    await send(stream_error("the gateway is shutting down; reply incomplete"))
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                raise
             else:
                 completed = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -229,6 +221,12 @@ class Forwarder:
                 response.release()
             else:
                 response.close()
+
+
+def stream_error(message: str) -> Message:
+    """The last SSE event of a stream that could not be completed."""
+    error = {"message": message, "type": "upstream_error", "code": "stream_broken"}
+    return {"type": "http.response.body", "body": encode_event({"error": error}), "more_body": True}
 
 
 def plan_passthrough(ex: Exchange) -> UpstreamRequest:
