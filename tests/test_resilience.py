@@ -15,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+from ai_forward.app import Gateway
+from ai_forward.exchange import Exchange
 from tests.fakes import FakeUpstream, ProxyServer, free_port
 from tests.resilience_fakes import by_key, closing, failing
 
@@ -246,3 +248,34 @@ def test_access_log_says_why_it_retried(
         err += capsys.readouterr().err
     assert "-> 200" in err and "attempts=3 (429, 503)" in err
     assert "sk-1" not in err
+
+
+class CountingHook:
+    """Stands in for rate limits and chat logs: what do hooks see of a retried request?"""
+
+    def __init__(self) -> None:
+        self.before_calls = 0
+        self.seen: list[tuple[int, int, list[str]]] = []
+
+    async def before(self, ex: Exchange) -> None:
+        self.before_calls += 1
+
+    async def after(self, ex: Exchange) -> None:
+        self.seen.append((ex.outcome.status, ex.outcome.attempts, list(ex.outcome.retried)))
+
+
+def test_a_retried_request_passes_the_hooks_once(upstream: FakeUpstream) -> None:
+    upstream.handler = failing(2, 503)
+    proxy = ProxyServer({"OPENAI_BASE_URL": upstream.url, **FAST})
+    app = Gateway(proxy.settings)
+    hook = CountingHook()
+    app.forwarder.hooks += (hook,)
+    proxy.server.config.app = app
+    proxy.start()
+    try:
+        assert httpx.get(proxy.url + "/v1/models").status_code == 200
+    finally:
+        proxy.stop()
+    assert len(upstream.requests) == 3
+    assert hook.before_calls == 1
+    assert hook.seen == [(200, 3, ["503", "503"])]
