@@ -19,7 +19,7 @@ from .auth import KeyHook, KeyRing
 from .chatlog import install_chatlog
 from .cors import CORS
 from .exchange import Hook
-from .forward import Forwarder, Planner, plan_passthrough
+from .forward import Forwarder, Planner, Retrier, plan_passthrough
 from .providers.hook import install_providers
 from .ratelimit import install_limits
 from .retry import install_resilience
@@ -50,6 +50,7 @@ class Gateway:
         self.planner: Planner = plan_passthrough
         # The /admin API, when a feature provides one (users: set by install_users).
         self.admin: ASGIApp | None = None
+        self.retrier: Retrier | None = None
         install_resilience(self)
         install_users(self)
         install_providers(self)
@@ -62,6 +63,7 @@ class Gateway:
             max_body_size=settings.max_body_size,
             access_log=access_log,
             planner=self.planner,
+            retrier=self.retrier,
         )
 
     def upstream(self) -> Upstream:

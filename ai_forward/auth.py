@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,17 +76,60 @@ class KeySet:
 
 
 class KeyRing:
-    """The real keys of one route, handed out round-robin."""
+    """The real keys of one route, handed out round-robin, skipping keys cooling down.
+
+    A key cools down (see `cool`) after the upstream refused it; it is skipped
+    while other keys remain, and handed out again once its time is up.
+    """
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(keys)
-        self._cycle: Iterator[str] = itertools.cycle(self.keys)
+        self._next = 0
+        self._cool_until: dict[str, float] = {}
+        self._strikes: dict[str, int] = {}
 
     def __bool__(self) -> bool:
         return bool(self.keys)
 
     def next(self) -> str:
-        return next(self._cycle)
+        """The next key in turn that is not cooling down (the next in turn if all are)."""
+        return self.next_except(()) or self._take(self._next)
+
+    def next_except(self, tried: Collection[str]) -> str | None:
+        """The next key in turn that is neither in `tried` nor cooling down, or None."""
+        now = time.monotonic()
+        count = len(self.keys)
+        for step in range(count):
+            position = (self._next + step) % count
+            key = self.keys[position]
+            if key not in tried and self._cool_until.get(key, 0.0) <= now:
+                return self._take(position)
+        return None
+
+    def _take(self, position: int) -> str:
+        self._next = (position + 1) % len(self.keys)
+        return self.keys[position]
+
+    def cool(self, key: str, seconds: float) -> None:
+        """Skip `key` for `seconds` while other keys remain."""
+        if key in self.keys and seconds > 0:
+            self._cool_until[key] = time.monotonic() + seconds
+            self._strikes.pop(key, None)
+
+    def cooling(self, key: str) -> bool:
+        return self._cool_until.get(key, 0.0) > time.monotonic()
+
+    def strike(self, key: str) -> int:
+        """Count one more refusal in a row for `key`; returns the count."""
+        if key not in self.keys:
+            return 0
+        self._strikes[key] = self._strikes.get(key, 0) + 1
+        return self._strikes[key]
+
+    def clear(self, key: str) -> None:
+        """`key` worked: forget its refusals in a row."""
+        if self._strikes:
+            self._strikes.pop(key, None)
 
 
 def key_header(header: bytes, key: str) -> tuple[bytes, bytes]:

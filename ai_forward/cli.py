@@ -77,6 +77,8 @@ def serve(settings: Settings, env: dict[str, str]) -> None:
         "date_header": False,
         "log_level": "info",
         "timeout_keep_alive": 30,
+        # On SIGTERM: stop accepting, let in-flight requests and streams finish, then close.
+        "timeout_graceful_shutdown": settings.resilience.shutdown_grace,
     }
     # uvicorn re-raises the signal that stopped it once it has drained; a stop we asked
     # for is a clean exit, so the re-raised signal lands on a handler that does nothing.

@@ -32,6 +32,7 @@ class Outcome:
     error: str | None = None
     reply: dict[str, Any] | None = None
     attempts: int = 1
+    retried: list[str] = field(default_factory=list)  # why each retry was made
     ended: float = 0.0
 
     @property

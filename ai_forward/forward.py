@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
 from loguru import logger
 
 from .accesslog import AccessLog
 from .auth import KEY_HEADERS, key_header
-from .errors import BodyTooLarge, GatewayError, RouteNotFound
+from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
 from .observe import ResponseObserver
 from .routing import RouteTable
 from .sse import encode_event
-from .types import Headers, Receive, Scope, Send
+from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, iter_body
 
 HOP_BY_HOP = frozenset(
@@ -37,6 +37,10 @@ _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forward
 _NOT_DOWNSTREAM = HOP_BY_HOP | {b"server", b"date"}
 
 Planner = Callable[[Exchange], UpstreamRequest]
+# Calls its argument (plan + send one attempt) as often as it judges right; see attempts.py.
+Retrier = Callable[
+    [Exchange, Callable[[], Awaitable[aiohttp.ClientResponse]]], Awaitable[aiohttp.ClientResponse]
+]
 WATCH_AFTER = 0.2
 
 
@@ -56,6 +60,7 @@ class Forwarder:
         max_body_size: int,
         access_log: AccessLog | None = None,
         planner: Planner | None = None,
+        retrier: Retrier | None = None,
     ) -> None:
         self.table = table
         self.hooks = tuple(hooks)
@@ -63,6 +68,7 @@ class Forwarder:
         self.max_body_size = max_body_size
         self.access_log = access_log
         self.planner: Planner = planner or plan_passthrough
+        self.retrier = retrier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -149,10 +155,14 @@ class Forwarder:
         try:
             await self.relay(ex, send)
         except asyncio.CancelledError:
-            if not state["gone"]:
-                raise
             task.uncancel()
-            ex.outcome.error = "client disconnected"
+            if state["gone"]:
+                ex.outcome.error = "client disconnected"
+            else:
+                # Nothing else cancels a request: the server's SHUTDOWN_GRACE ran out.
+                ex.outcome.error = "cut short by shutdown"
+                if not ex.response_started:
+                    raise ServiceUnavailable("the gateway is shutting down; try again") from None
         finally:
             state["finished"] = True
             timer.cancel()
@@ -160,13 +170,17 @@ class Forwarder:
                 watcher.cancel()
 
     async def relay(self, ex: Exchange, send: Send) -> None:
-        request = self.planner(ex)
-        response = await self.upstream().send(request)
+        upstream = self.upstream()
+
+        async def attempt() -> aiohttp.ClientResponse:
+            return await upstream.send(self.planner(ex))
+
+        response = await (self.retrier(ex, attempt) if self.retrier else attempt())
         ex.outcome.status = response.status
         completed = False
         try:
             content_type = response.headers.get("content-type", "")
-            stream: AsyncIterator[bytes] = iter_body(response)
+            stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout)
             observer = ResponseObserver(content_type) if ex.observe else None
             if observer is not None:
                 stream = observer.tap(stream)
@@ -187,14 +201,15 @@ class Forwarder:
                 logger.warning("route {}: {}", ex.route.name, ex.outcome.error)
                 if content_type.startswith("text/event-stream"):
                     message = "the upstream connection broke before the reply was complete"
-                    error = {"message": message, "type": "upstream_error", "code": "stream_broken"}
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": encode_event({"error": error}),
-                            "more_body": True,
-                        }
-                    )
+                    if isinstance(exc, TimeoutError):
+                        message = f"the upstream stalled for {upstream.idle_timeout:g}s mid-reply"
+                    await send(stream_error(message))
+            except asyncio.CancelledError:
+                # A gone client ignores these sends; a server past its SHUTDOWN_GRACE delivers them.
+                if content_type.startswith("text/event-stream"):
+                    await send(stream_error("the gateway is shutting down; reply incomplete"))
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                raise
             else:
                 completed = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -206,6 +221,12 @@ class Forwarder:
                 response.release()
             else:
                 response.close()
+
+
+def stream_error(message: str) -> Message:
+    """The last SSE event of a stream that could not be completed."""
+    error = {"message": message, "type": "upstream_error", "code": "stream_broken"}
+    return {"type": "http.response.body", "body": encode_event({"error": error}), "more_body": True}
 
 
 def plan_passthrough(ex: Exchange) -> UpstreamRequest:
@@ -282,6 +303,8 @@ def describe(ex: Exchange) -> str:
     outcome = ex.outcome
     elapsed = (outcome.ended - ex.started) * 1000
     suffix = f" ({outcome.error})" if outcome.error else ""
+    if outcome.attempts > 1:
+        suffix = f" attempts={outcome.attempts} ({', '.join(outcome.retried)})" + suffix
     return (
         f"{ex.client_ip} {ex.method} {ex.path} -> {outcome.status} {elapsed:.0f}ms "
         f"route={ex.route.name} key={ex.key_kind}{suffix}"

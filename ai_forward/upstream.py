@@ -1,7 +1,13 @@
-"""The only network I/O to upstreams: one pooled aiohttp session per process."""
+"""The only network I/O to upstreams: one pooled aiohttp session per process.
+
+Three timeouts, none of them total (a stream may last as long as it keeps
+talking): CONNECT_TIMEOUT to open a connection, FIRST_BYTE_TIMEOUT from sending
+the request until the response headers, IDLE_TIMEOUT between body chunks.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -35,11 +41,17 @@ class Upstream:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        timeouts = settings.resilience
+        self.connect_timeout = timeouts.connect_timeout or settings.timeout
+        self.first_byte_timeout = timeouts.first_byte_timeout
+        self.idle_timeout = timeouts.idle_timeout or settings.timeout
 
     async def __aenter__(self) -> Upstream:
         connector = aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300, enable_cleanup_closed=True)
+        # Reads are bounded here (first byte) and in iter_body (idle), not by aiohttp's
+        # sock_read, which cannot tell a model thinking from a stream stalling.
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=self._settings.timeout, sock_read=self._settings.timeout
+            total=None, connect=None, sock_connect=self.connect_timeout, sock_read=None
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -66,19 +78,26 @@ class Upstream:
             raise RuntimeError("Upstream used outside its lifespan")
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
         try:
-            return await self._session.request(
-                request.method,
-                URL(request.url, encoded=True),
-                headers=headers,
-                data=request.body or None,
-                proxy=self._settings.proxy,
-                allow_redirects=False,
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            logger.warning("upstream {} timed out: {}", request.route, type(exc).__name__)
+            async with asyncio.timeout(self.first_byte_timeout):
+                return await self._session.request(
+                    request.method,
+                    URL(request.url, encoded=True),
+                    headers=headers,
+                    data=request.body or None,
+                    proxy=self._settings.proxy,
+                    allow_redirects=False,
+                )
+        except aiohttp.ConnectionTimeoutError:
+            logger.warning("upstream {} timed out connecting", request.route)
+            raise UpstreamTimeout(
+                f"could not connect to the upstream of route '{request.route}' within "
+                f"{self.connect_timeout:g}s; check that it is up, or raise CONNECT_TIMEOUT"
+            ) from None
+        except TimeoutError:
+            logger.warning("upstream {} sent no answer in time", request.route)
             raise UpstreamTimeout(
                 f"the upstream of route '{request.route}' did not answer within "
-                f"{self._settings.timeout:g}s; try again later or raise TIMEOUT"
+                f"{self.first_byte_timeout:g}s; try again later or raise FIRST_BYTE_TIMEOUT"
             ) from None
         except aiohttp.ClientError as exc:
             logger.warning("upstream {} unreachable: {}", request.route, type(exc).__name__)
@@ -88,7 +107,17 @@ class Upstream:
             ) from None
 
 
-async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The response body as it arrives, chunk by chunk."""
-    async for chunk in response.content.iter_any():
+async def iter_body(
+    response: aiohttp.ClientResponse, idle_timeout: float | None = None
+) -> AsyncIterator[bytes]:
+    """The response body as it arrives, chunk by chunk.
+
+    Raises TimeoutError when no chunk arrives for `idle_timeout` seconds.
+    """
+    content = response.content
+    while True:
+        async with asyncio.timeout(idle_timeout):
+            chunk = await content.readany()
+        if not chunk:
+            return
         yield chunk
