@@ -68,7 +68,7 @@ class ProviderHook:
         if name == "openai":
             return
         target = self.router.target(ex, model, name)
-        self.router.plan(ex, target, ex.json() or {})  # refuses what cannot be translated
+        self.router.plan(ex, target, ex.json() or {}, dry=True)  # refuses what it cannot send
         ex.state[DECISION] = SingleModel(self.router, target)
 
     def fan_out(self, ex: Exchange, model: str) -> FanOut:
@@ -88,7 +88,7 @@ class ProviderHook:
             raise UnsupportedFeature("n > 1 with several models; ask for one each", param="n")
         targets = [self.router.target(ex, m, self.router.provider_for(m)) for m in names]
         for target in targets:
-            self.router.plan(ex, target, {**body, "model": target.model})
+            self.router.plan(ex, target, {**body, "model": target.model}, dry=True)
         return FanOut(self.router, targets)
 
     async def after(self, ex: Exchange) -> None:

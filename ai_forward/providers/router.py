@@ -31,7 +31,8 @@ class AzurePool:
         self.rings = [KeyRing(r.keys) for r in resources]
         self._turn: Iterator[int] = itertools.count()
 
-    def pick(self, deployment: str) -> tuple[AzureResource, KeyRing]:
+    def pick(self, deployment: str, turn: bool = True) -> tuple[AzureResource, KeyRing]:
+        """The next resource that has `deployment` (the first one if not `turn`)."""
         able = [i for i, r in enumerate(self.resources) if r.serves(deployment)]
         if not able:
             raise InvalidRequest(
@@ -40,7 +41,7 @@ class AzurePool:
                 code="model_not_found",
                 param="model",
             )
-        i = able[next(self._turn) % len(able)]
+        i = able[next(self._turn) % len(able) if turn else 0]
         return self.resources[i], self.rings[i]
 
 
@@ -109,7 +110,7 @@ class Router:
                     param="model",
                 )
             deployment = self.settings.deployment(model)
-            self.azure.pick(deployment)  # fails now if no resource has it
+            self.azure.pick(deployment, turn=False)  # fails now if no resource has it
             return Target(provider, name, model, "", None, deployment, self.azure, True)
         base = (
             self.settings.anthropic_base_url
@@ -126,15 +127,18 @@ class Router:
             return ring.next() if ring else None
         return None
 
-    def plan(self, ex: Exchange, target: Target, body: JSON) -> UpstreamRequest:
-        """The request for one attempt: a key (and Azure resource) picked anew each time."""
+    def plan(self, ex: Exchange, target: Target, body: JSON, dry: bool = False) -> UpstreamRequest:
+        """The request for one attempt: a key (and Azure resource) picked anew each time.
+
+        `dry` only checks that the request can be made: no key is taken.
+        """
         base, ring = target.base_url, target.ring
         if target.azure is not None:
-            resource, ring = target.azure.pick(target.deployment)
+            resource, ring = target.azure.pick(target.deployment, turn=not dry)
             base = resource.endpoint
         endpoint = Endpoint(
             base_url=base,
-            key=self.key(ex, ring),
+            key=None if dry else self.key(ex, ring),
             path=ex.upstream_path,
             query=ex.query.decode("latin-1"),
             deployment=target.deployment,
