@@ -6,10 +6,19 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
 from aiohttp import web
 
-from tests.fakes import Handler, Recorded, default_handler, json_response, stream_response
+from tests.fakes import (
+    FakeUpstream,
+    Handler,
+    ProxyServer,
+    Recorded,
+    default_handler,
+    json_response,
+    stream_response,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -97,3 +106,28 @@ def slow(delay: float, then: Handler = providers_handler) -> Handler:
         return await then(request, rec)
 
     return handler
+
+
+HI: list[Any] = [{"role": "user", "content": "hi"}]
+
+
+def env(upstream: FakeUpstream, providers: FakeUpstream, **extra: Any) -> dict[str, Any]:
+    """Gateway settings: `upstream` as the route, `providers` as Anthropic, Gemini and Azure."""
+    return {
+        "OPENAI_BASE_URL": upstream.url,
+        "OPENAI_API_KEY": "sk-real-1",
+        "FORWARD_KEY": "fk-test",
+        "ANTHROPIC_API_KEY": "sk-ant-1,sk-ant-2",
+        "ANTHROPIC_BASE_URL": providers.url,
+        "GEMINI_API_KEY": "AIza-1",
+        "GEMINI_BASE_URL": providers.url + "/v1beta",
+        "AZURE_OPENAI_ENDPOINT": providers.url,
+        "AZURE_OPENAI_API_KEY": "az-1",
+        "AZURE_OPENAI_MODEL_MAPPER": "gpt-3.5-turbo=gpt-35-turbo",
+        "MODEL_ROUTES": "gpt-3.5-*=azure;gpt-35-*=azure",
+        **extra,
+    }
+
+
+def client(proxy: ProxyServer, key: str = "fk-test") -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,47 +12,9 @@ import orjson
 import pytest
 
 from tests.fakes import FakeUpstream, ProxyServer
-from tests.providers.fakes import failing, providers_handler
+from tests.providers.fakes import HI, client, env, failing
 
 IMAGE = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
-HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def providers() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.handler = providers_handler
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-def env(upstream: FakeUpstream, providers: FakeUpstream, **extra: Any) -> dict[str, Any]:
-    return {
-        "OPENAI_BASE_URL": upstream.url,
-        "OPENAI_API_KEY": "sk-real-1",
-        "FORWARD_KEY": "fk-test",
-        "ANTHROPIC_API_KEY": "sk-ant-1,sk-ant-2",
-        "ANTHROPIC_BASE_URL": providers.url,
-        "GEMINI_API_KEY": "AIza-1",
-        "GEMINI_BASE_URL": providers.url + "/v1beta",
-        "AZURE_OPENAI_ENDPOINT": providers.url,
-        "AZURE_OPENAI_API_KEY": "az-1",
-        "AZURE_OPENAI_MODEL_MAPPER": "gpt-3.5-turbo=gpt-35-turbo",
-        "MODEL_ROUTES": "gpt-3.5-*=azure;gpt-35-*=azure",
-        **extra,
-    }
-
-
-@pytest.fixture
-def proxy(
-    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
-) -> ProxyServer:
-    return proxy_factory(**env(upstream, providers))
-
-
-def client(proxy: ProxyServer, key: str = "fk-test") -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
 
 
 def secrets_absent(text: str) -> None:
@@ -75,8 +37,12 @@ def test_anthropic_chat_with_keys_in_anthropic_headers(
     assert seen[0].headers["anthropic-version"] == "2023-06-01"
     assert "authorization" not in seen[0].headers
     assert "fk-test" not in str(seen[0].raw_headers)
-    assert seen[0].json() == {"model": "claude-sonnet-4-5", "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_tokens": 4096}  # fmt: skip
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert seen[0].json() == {
+        "model": "claude-sonnet-4-5",
+        "messages": messages,
+        "max_tokens": 4096,
+    }
     assert upstream.requests == []
 
 
@@ -236,7 +202,9 @@ def test_provider_errors_become_openai_errors(
         client(proxy).chat.completions.create(model=model, messages=HI)
     assert caught.value.status_code == code
     assert isinstance(caught.value.body, dict)
-    assert caught.value.body["message"].startswith(model.split("-")[0].replace("claude", "anthropic"))
+    assert caught.value.body["message"].startswith(
+        model.split("-")[0].replace("claude", "anthropic")
+    )
     secrets_absent(str(caught.value.body))
 
 

@@ -22,7 +22,6 @@ def load(name: str) -> Any:
     return orjson.loads((DATA / name).read_bytes())
 
 
-
 def run_stream(provider: str, name: str, chunk_size: int, usage: bool = True) -> tuple[Any, bytes]:
     translator = PROVIDERS[provider].stream("requested-model", usage)
     raw = (DATA / name).read_bytes()
@@ -47,7 +46,9 @@ def test_request_with_system_images_tools_and_tool_results(provider: str) -> Non
 
 def test_anthropic_request_url_headers_and_default_max_tokens() -> None:
     body = {"model": "claude-3-5-haiku-latest", "messages": [{"role": "user", "content": "hi"}]}
-    built = PROVIDERS["anthropic"].build(body, Endpoint("https://a.example", key="sk-ant", max_tokens=77))
+    built = PROVIDERS["anthropic"].build(
+        body, Endpoint("https://a.example", key="sk-ant", max_tokens=77)
+    )
     assert built.url == "https://a.example/v1/messages"
     headers = dict(built.headers)
     assert headers[b"x-api-key"] == b"sk-ant"
@@ -56,9 +57,16 @@ def test_anthropic_request_url_headers_and_default_max_tokens() -> None:
 
 
 def test_gemini_key_goes_in_header_never_in_url_and_stream_uses_sse() -> None:
-    body = {"model": "gemini-2.0-flash", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "model": "gemini-2.0-flash",
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     built = PROVIDERS["gemini"].build(body, Endpoint("https://g.example/v1beta", key="AIza-secret"))
-    assert built.url == "https://g.example/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    assert (
+        built.url
+        == "https://g.example/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    )
     assert dict(built.headers)[b"x-goog-api-key"] == b"AIza-secret"
     assert "AIza" not in built.url
 
@@ -81,7 +89,10 @@ def test_gemini_json_mode_and_schema() -> None:
 def test_azure_url_has_deployment_and_api_version_and_api_key_header() -> None:
     body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}
     endpoint = Endpoint(
-        "https://res.openai.azure.com", key="az-key", deployment="gpt-35-turbo", api_version="2024-10-21"
+        "https://res.openai.azure.com",
+        key="az-key",
+        deployment="gpt-35-turbo",
+        api_version="2024-10-21",
     )
     built = PROVIDERS["azure"].build(body, endpoint)
     assert built.url == (
@@ -94,7 +105,9 @@ def test_azure_url_has_deployment_and_api_version_and_api_key_header() -> None:
 
 @pytest.mark.parametrize("provider", ["anthropic", "gemini"])
 def test_reply_translation(provider: str) -> None:
-    out = orjson.loads(PROVIDERS[provider].translate_reply((DATA / f"{provider}_reply.json").read_bytes(), "m"))
+    out = orjson.loads(
+        PROVIDERS[provider].translate_reply((DATA / f"{provider}_reply.json").read_bytes(), "m")
+    )
     assert isinstance(out.pop("created"), int)
     assert out == load(f"{provider}_reply.openai.json")
 
@@ -148,17 +161,25 @@ def test_anthropic_stream_cut_short_says_so() -> None:
     assert b"stream_broken" in out
 
 
+def anthropic_error(kind: str) -> bytes:
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": "details"}})
+
+
+def gemini_error(code: int, status: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": "details", "status": status}})
+
+
 @pytest.mark.parametrize(
     ("provider", "status", "body", "expected_status", "kind"),
     [
-        ("anthropic", 401, b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}', 401, "authentication_error"),
-        ("anthropic", 429, b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}', 429, "rate_limit_exceeded"),
-        ("anthropic", 529, b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', 503, "server_error"),
-        ("gemini", 400, b'{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}', 400, "invalid_request_error"),
-        ("gemini", 429, b'{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}', 429, "rate_limit_exceeded"),
-        ("gemini", 503, b'{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}', 503, "server_error"),
+        ("anthropic", 401, anthropic_error("authentication_error"), 401, "authentication_error"),
+        ("anthropic", 429, anthropic_error("rate_limit_error"), 429, "rate_limit_exceeded"),
+        ("anthropic", 529, anthropic_error("overloaded_error"), 503, "server_error"),
+        ("gemini", 400, gemini_error(400, "INVALID_ARGUMENT"), 400, "invalid_request_error"),
+        ("gemini", 429, gemini_error(429, "RESOURCE_EXHAUSTED"), 429, "rate_limit_exceeded"),
+        ("gemini", 503, gemini_error(503, "UNAVAILABLE"), 503, "server_error"),
     ],
-)  # fmt: skip
+)
 def test_errors_keep_their_meaning(
     provider: str, status: int, body: bytes, expected_status: int, kind: str
 ) -> None:
@@ -179,10 +200,16 @@ def test_errors_keep_their_meaning(
         ("anthropic", {"tools": [{"type": "web_search"}]}, "tools"),
         ("gemini", {"logit_bias": {"1": 2}}, "logit_bias"),
         ("gemini", {"audio": {"voice": "x"}}, "audio"),
-        ("gemini", {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "messages"),
+        (
+            "gemini",
+            {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+            "messages",
+        ),
     ],
 )
-def test_unsupported_features_are_refused_by_name(provider: str, extra: dict[str, Any], param: str) -> None:
+def test_unsupported_features_are_refused_by_name(
+    provider: str, extra: dict[str, Any], param: str
+) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
     with pytest.raises(UnsupportedFeature) as caught:
         PROVIDERS[provider].build(body, Endpoint("https://x"))
