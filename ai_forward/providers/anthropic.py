@@ -73,11 +73,8 @@ class Anthropic:
         if body.get("tools"):
             out["tools"] = [convert_tool(t) for t in body["tools"]]
         choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        if choice is not None:
-            if choice.get("type") == "none":
-                out.pop("tools", None)
-            else:
-                out["tool_choice"] = choice
+        if choice is not None and "tools" in out:
+            out["tool_choice"] = choice
         headers = [
             (b"content-type", b"application/json"),
             (b"accept-encoding", b"identity"),

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+import aiohttp
 import orjson
 from loguru import logger
 
@@ -82,15 +83,13 @@ async def fetch(upstream: Upstream, request: UpstreamRequest) -> list[Any]:
         logger.warning("models of {}: {}", request.route, err.message)
         return []
     try:
-        body = (
-            loads_object(await read_all(response, 8 * 1024 * 1024))
-            if response.status == 200
-            else None
-        )
-    except Exception:
+        raw = await read_all(response, 8 * 1024 * 1024) if response.status == 200 else b""
+    except (aiohttp.ClientError, TimeoutError) as exc:
         response.close()
-        raise
+        logger.warning("models of {}: {}", request.route, type(exc).__name__)
+        return []
     response.release()
+    body = loads_object(raw)
     if body is None or not isinstance(body.get("data"), list):
         logger.warning("models of {}: status {}, no list", request.route, response.status)
         return []
