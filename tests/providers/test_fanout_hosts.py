@@ -10,10 +10,11 @@ import httpx
 import openai
 import orjson
 import pytest
+from aiohttp import web
 
 from ai_forward.sse import SSEDecoder
-from tests.fakes import FakeUpstream, ProxyServer
-from tests.providers.fakes import HI, by_path, client, env, failing, slow
+from tests.fakes import FakeUpstream, ProxyServer, Recorded, stream_response
+from tests.providers.fakes import HI, by_path, client, env, events, failing, slow
 
 OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
 SLOW = 0.8
@@ -178,3 +179,39 @@ def test_x_host_final_refused(
         assert response.status_code == 403
         assert response.json()["error"]["code"] == code
     assert upstream.requests == [] and providers.requests == []
+
+
+def test_fan_out_client_gone_cancels_every_model(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
+) -> None:
+    async def dripping(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        return await stream_response(request, events("gemini_stream.sse") * 20, delay=0.3)
+
+    providers.handler = by_path({"Content": dripping})
+    proxy = proxy_factory(**env(upstream, providers))
+    with httpx.stream(
+        "POST",
+        proxy.url + "/v1/chat/completions",
+        headers={"authorization": "Bearer fk-test"},
+        json={"model": "gemini-2.0-flash,gemini-2.5-flash", "messages": HI, "stream": True},
+        timeout=10,
+    ) as response:
+        next(response.iter_bytes())
+    for rec in providers.requests:
+        assert rec.disconnected.wait(5)
+
+
+def test_translated_stream_cut_by_provider_ends_with_error_event(
+    providers: FakeUpstream, proxy: ProxyServer
+) -> None:
+    async def cut(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        return await stream_response(request, events("anthropic_stream.sse"), cut_after=4)
+
+    providers.handler = cut
+    with pytest.raises(openai.APIError) as caught:
+        list(
+            client(proxy).chat.completions.create(
+                model="claude-sonnet-4-5", messages=HI, stream=True
+            )
+        )
+    assert "stream" in str(caught.value.message)
