@@ -23,7 +23,7 @@ DOC: tuple[tuple[str, str, str], ...] = (
         "apply when ANTHROPIC_API_KEY / GEMINI_API_KEY are set",
     ),
     ("ANTHROPIC_API_KEY", "", "Anthropic keys, comma-separated, used round-robin"),
-    ("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL"),
+    ("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL (/v1 optional)"),
     ("ANTHROPIC_VERSION", "2023-06-01", "the anthropic-version header sent"),
     ("ANTHROPIC_MAX_TOKENS", "4096", "max_tokens sent when the client gives none"),
     ("ANTHROPIC_MODELS", DEFAULT_ANTHROPIC_MODELS, "Claude models listed by GET /v1/models"),
@@ -31,7 +31,7 @@ DOC: tuple[tuple[str, str, str], ...] = (
     (
         "GEMINI_BASE_URL",
         "https://generativelanguage.googleapis.com/v1beta",
-        "Gemini API base URL, version included",
+        "Gemini API base URL with its version (none given: /v1beta)",
     ),
     ("GEMINI_MODELS", DEFAULT_GEMINI_MODELS, "Gemini models listed by GET /v1/models"),
     ("AZURE_OPENAI_ENDPOINT", "", "Azure OpenAI resource endpoints, comma-separated"),
@@ -115,15 +115,17 @@ def read_provider_settings(reader: EnvReader) -> ProviderSettings:
     return ProviderSettings(
         model_routes=read_model_routes(reader) + defaults,
         anthropic_keys=keyed["anthropic"],
-        anthropic_base_url=_url(reader, "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        anthropic_base_url=_url(
+            reader, "ANTHROPIC_BASE_URL", "https://api.anthropic.com"
+        ).removesuffix("/v1"),
         anthropic_version=reader.text("ANTHROPIC_VERSION", "2023-06-01"),
         anthropic_max_tokens=reader.integer("ANTHROPIC_MAX_TOKENS", 4096, minimum=1),
         anthropic_models=reader.items(
             "ANTHROPIC_MODELS", tuple(DEFAULT_ANTHROPIC_MODELS.split(","))
         ),
         gemini_keys=keyed["gemini"],
-        gemini_base_url=_url(
-            reader, "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta"
+        gemini_base_url=_versioned(
+            _url(reader, "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta")
         ),
         gemini_models=reader.items("GEMINI_MODELS", tuple(DEFAULT_GEMINI_MODELS.split(","))),
         azure=read_azure(reader),
@@ -184,6 +186,11 @@ def read_hosts(reader: EnvReader) -> tuple[AllowedHost, ...]:
 
 def _url(reader: EnvReader, name: str, default: str) -> str:
     return reader.url(name, default) or default
+
+
+def _versioned(url: str) -> str:
+    """A Gemini base URL given without its API version gets `/v1beta`."""
+    return url + "/v1beta" if urlsplit(url).path in ("", "/") else url
 
 
 def _pairs(reader: EnvReader, name: str, sep: str) -> tuple[tuple[str, str], ...]:

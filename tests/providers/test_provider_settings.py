@@ -72,3 +72,11 @@ def test_extra_route_name_is_an_openai_compatible_provider(
     assert seen.headers["authorization"] == "Bearer lk-1"
     assert seen.json() == {"model": "llama3", "messages": HI, "temperature": 0.1}
     assert upstream.requests == []
+
+
+def test_base_urls_are_normalised() -> None:
+    settings = Settings.from_env(
+        {"GEMINI_BASE_URL": "https://gemini.example", "ANTHROPIC_BASE_URL": "https://a.example/v1"}
+    ).providers
+    assert settings.gemini_base_url == "https://gemini.example/v1beta"
+    assert settings.anthropic_base_url == "https://a.example"
