@@ -16,17 +16,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
-import aiohttp
 from loguru import logger
 
 from .auth import KeyRing
 from .errors import UpstreamTimeout, UpstreamUnreachable
 from .exchange import Exchange
+from .upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from .retry import RetryPolicy
 
-Attempt = Callable[[], Awaitable[aiohttp.ClientResponse]]
+Attempt = Callable[[], Awaitable[UpstreamResponse]]
 KEY_RING = "resilience.ring"
 ATTEMPTS_HEADER = b"x-aifd-attempts"
 
@@ -38,9 +38,8 @@ class Retrier:
         self.policy = policy
         self.rings = rings
 
-    async def __call__(self, ex: Exchange, attempt: Attempt) -> aiohttp.ClientResponse:
+    async def __call__(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         policy = self.policy
-        ring = self.ring_of(ex)
         tried: set[str] = set()
         for retry in range(policy.retries + 1):
             ex.outcome.attempts = retry + 1
@@ -56,6 +55,8 @@ class Retrier:
                 reason = "timeout" if isinstance(err, UpstreamTimeout) else "unreachable"
                 delay = policy.backoff(retry)
             else:
+                # Planned anew each attempt: a planner may have picked the key (and its ring).
+                ring = self.ring_of(ex)
                 key = ex.real_key if ring is not None else None
                 if ring is not None and key is not None:
                     policy.account(ring, key, response.status)
@@ -92,7 +93,7 @@ class Retrier:
         ring: KeyRing | None,
         key: str | None,
         tried: set[str],
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         retry: int,
     ) -> float | None:
         """Seconds until the next attempt, or None to relay this response."""

@@ -18,7 +18,7 @@ from .observe import ResponseObserver
 from .routing import RouteTable
 from .sse import encode_event
 from .types import Headers, Message, Receive, Scope, Send
-from .upstream import Upstream, UpstreamRequest, iter_body
+from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
 
 HOP_BY_HOP = frozenset(
     {
@@ -39,7 +39,7 @@ _NOT_DOWNSTREAM = HOP_BY_HOP | {b"server", b"date"}
 Planner = Callable[[Exchange], UpstreamRequest]
 # Calls its argument (plan + send one attempt) as often as it judges right; see attempts.py.
 Retrier = Callable[
-    [Exchange, Callable[[], Awaitable[aiohttp.ClientResponse]]], Awaitable[aiohttp.ClientResponse]
+    [Exchange, Callable[[], Awaitable[UpstreamResponse]]], Awaitable[UpstreamResponse]
 ]
 WATCH_AFTER = 0.2
 
@@ -172,7 +172,7 @@ class Forwarder:
     async def relay(self, ex: Exchange, send: Send) -> None:
         upstream = self.upstream()
 
-        async def attempt() -> aiohttp.ClientResponse:
+        async def attempt() -> UpstreamResponse:
             return await upstream.send(self.planner(ex))
 
         response = await (self.retrier(ex, attempt) if self.retrier else attempt())

@@ -82,7 +82,7 @@ class Settings:
 
     @property
     def has_real_keys(self) -> bool:
-        return any(route.keys for route in self.routes)
+        return any(route.keys for route in self.routes) or self.providers.has_keys
 
     def open_access_problem(self) -> str | None:
         """Why serving these settings would expose real keys to anyone, or None."""

@@ -8,9 +8,10 @@ the request until the response headers, IDLE_TIMEOUT between body chunks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any, Protocol
 
 import aiohttp
 from loguru import logger
@@ -24,15 +25,45 @@ from .types import Headers
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
+class BodyStream(Protocol):
+    def iter_any(self) -> AsyncIterable[bytes]: ...
+
+
+class UpstreamResponse(Protocol):
+    """What the relay reads of an answer: an aiohttp response, or one translated from it."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def raw_headers(self) -> Sequence[tuple[bytes, bytes]]: ...
+    @property
+    def content(self) -> BodyStream: ...
+    def release(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+# Turns the upstream's answer into the one the client gets (e.g. another API's format).
+ResponseTranslator = Callable[[UpstreamResponse], Awaitable[UpstreamResponse]]
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
-    """Everything needed to send one request upstream."""
+    """Everything needed to send one request upstream.
+
+    `translate`, when set, is applied to the answer before anyone reads it.
+    `compose`, when set, replaces the single call: it makes its own calls
+    through this Upstream (e.g. one per model) and returns the combined answer.
+    """
 
     method: str
     url: str
     headers: Headers
     body: bytes
     route: str
+    translate: ResponseTranslator | None = None
+    compose: Callable[[Upstream], Awaitable[UpstreamResponse]] | None = None
 
 
 class Upstream:
@@ -72,14 +103,17 @@ class Upstream:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: UpstreamRequest) -> aiohttp.ClientResponse:
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         """Send `request`; raise UpstreamUnreachable or UpstreamTimeout on failure."""
+        if request.compose is not None:
+            return await request.compose(self)
         if self._session is None:
             raise RuntimeError("Upstream used outside its lifespan")
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
         try:
+            # Translating a non-streamed answer reads its body: that counts as the first byte.
             async with asyncio.timeout(self.first_byte_timeout):
-                return await self._session.request(
+                response = await self._session.request(
                     request.method,
                     URL(request.url, encoded=True),
                     headers=headers,
@@ -87,6 +121,7 @@ class Upstream:
                     proxy=self._settings.proxy,
                     allow_redirects=False,
                 )
+                return await request.translate(response) if request.translate else response
         except aiohttp.ConnectionTimeoutError:
             logger.warning("upstream {} timed out connecting", request.route)
             raise UpstreamTimeout(
@@ -108,16 +143,17 @@ class Upstream:
 
 
 async def iter_body(
-    response: aiohttp.ClientResponse, idle_timeout: float | None = None
+    response: UpstreamResponse, idle_timeout: float | None = None
 ) -> AsyncIterator[bytes]:
     """The response body as it arrives, chunk by chunk.
 
     Raises TimeoutError when no chunk arrives for `idle_timeout` seconds.
     """
-    content = response.content
+    chunks = aiter(response.content.iter_any())
     while True:
-        async with asyncio.timeout(idle_timeout):
-            chunk = await content.readany()
-        if not chunk:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
             return
         yield chunk

@@ -1,0 +1,215 @@
+"""Several models in one request (`"model": "a,b"`): asked in parallel, answered as one.
+
+Streamed, the chunks of every model interleave as they arrive, each with its
+own `model` and with `index` = the model's position; one `[DONE]` ends it.
+Not streamed, `choices` holds one entry per model in order. A model that fails
+shows up as its own choice with `finish_reason: "error"` and an `error`; the
+others are not affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..errors import GatewayError
+from ..exchange import Exchange
+from ..sse import DONE, SSEDecoder
+from ..upstream import Upstream, UpstreamRequest, UpstreamResponse
+from .base import JSON, loads_object
+from .reply import SSE_TYPE, Reply, read_all
+from .router import Router, Target, include_usage
+
+QUEUE_SIZE = 64
+
+
+class FanOut:
+    def __init__(self, router: Router, targets: list[Target]) -> None:
+        self.router = router
+        self.targets = targets
+
+    def plan(self, ex: Exchange) -> UpstreamRequest:
+        body = ex.json() or {}
+        stream = body.get("stream") is True
+        sub_body = dict(body)
+        if stream:  # every model reports usage, so that the total is known
+            sub_body["stream_options"] = {
+                **(body.get("stream_options") or {}),
+                "include_usage": True,
+            }
+        requests = [self.router.plan(ex, t, {**sub_body, "model": t.model}) for t in self.targets]
+        names = [t.model for t in self.targets]
+
+        async def compose(upstream: Upstream) -> UpstreamResponse:
+            if stream:
+                merged = MergedStream(upstream, requests, names, include_usage(body))
+                return Reply(200, [SSE_TYPE], merged.events(), merged)
+            return await merge_replies(upstream, requests, names)
+
+        return dataclasses.replace(requests[0], route="fan-out", compose=compose)
+
+
+def error_of(status: int, body: bytes) -> JSON:
+    error = (loads_object(body) or {}).get("error")
+    if isinstance(error, dict):
+        return error
+    text = body[:300].decode("utf-8", "replace")
+    return {"message": f"upstream answered {status}: {text}", "type": "upstream_error"}
+
+
+def add_usage(total: JSON | None, usage: Any) -> JSON | None:
+    if not isinstance(usage, dict):
+        return total
+    total = total or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        total[key] += int(usage.get(key) or 0)
+    return total
+
+
+async def ask(upstream: Upstream, request: UpstreamRequest) -> tuple[int, bytes]:
+    try:
+        response = await upstream.send(request)
+    except GatewayError as err:
+        return err.status, err.body()
+    try:
+        body = await read_all(response)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        response.close()
+        return 502, orjson.dumps({"error": {"message": f"upstream broke: {exc!r}"}})
+    response.release()
+    return response.status, body
+
+
+async def merge_replies(
+    upstream: Upstream, requests: list[UpstreamRequest], names: list[str]
+) -> UpstreamResponse:
+    answers = await asyncio.gather(*(ask(upstream, r) for r in requests))
+    choices: list[JSON] = []
+    usage: JSON | None = None
+    for index, (name, (status, body)) in enumerate(zip(names, answers, strict=True)):
+        reply = loads_object(body) if status < 400 else None
+        if reply is None or not isinstance(reply.get("choices"), list) or not reply["choices"]:
+            choices.append(error_choice(index, name, error_of(status, body)))
+            continue
+        choice = dict(reply["choices"][0])
+        choices.append({**choice, "index": index, "model": name})
+        usage = add_usage(usage, reply.get("usage"))
+    if all(status >= 400 for status, _ in answers):
+        return Reply.json(answers[0][0], answers[0][1])
+    merged = {
+        "id": f"chatcmpl-fanout-{time.time_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": ",".join(names),
+        "choices": choices,
+        "usage": usage,
+    }
+    return Reply.json(200, orjson.dumps(merged))
+
+
+def error_choice(index: int, name: str, error: JSON) -> JSON:
+    return {
+        "index": index,
+        "model": name,
+        "message": {"role": "assistant", "content": None},
+        "finish_reason": "error",
+        "error": error,
+    }
+
+
+class MergedStream:
+    """Pumps every model's stream into one bounded queue and emits their events in turn."""
+
+    def __init__(
+        self, upstream: Upstream, requests: list[UpstreamRequest], names: list[str], usage: bool
+    ) -> None:
+        self.upstream = upstream
+        self.requests = requests
+        self.names = names
+        self.include_usage = usage
+        self.queue: asyncio.Queue[tuple[int, JSON | None]] = asyncio.Queue(QUEUE_SIZE)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closed = False
+        self.id = f"chatcmpl-fanout-{time.time_ns()}"
+        self.created = int(time.time())
+
+    async def pump(self, index: int) -> None:
+        try:
+            response = await self.upstream.send(self.requests[index])
+        except GatewayError as err:
+            await self.queue.put((index, {"error": error_of(err.status, err.body())}))
+            await self.queue.put((index, None))
+            return
+        try:
+            if response.status >= 400:
+                body = await read_all(response, 64 * 1024)
+                await self.queue.put((index, {"error": error_of(response.status, body)}))
+                return
+            decoder = SSEDecoder()
+            async for chunk in response.content.iter_any():
+                for _, data in decoder.feed(chunk):
+                    event = loads_object(data)
+                    if event is not None:
+                        await self.queue.put((index, event))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = {"message": f"the stream broke: {type(exc).__name__}", "code": "stream_broken"}
+            await self.queue.put((index, {"error": error}))
+        finally:
+            response.close()
+            if not self.closed:
+                await self.queue.put((index, None))
+
+    def chunk(self, index: int, event: JSON) -> bytes:
+        choices = [{**c, "index": index} for c in event.get("choices") or () if isinstance(c, dict)]
+        payload = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.names[index],
+            "choices": choices,
+        }
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+    async def events(self) -> AsyncIterator[bytes]:
+        self.tasks = [asyncio.create_task(self.pump(i)) for i in range(len(self.requests))]
+        usage: JSON | None = None
+        try:
+            running = len(self.tasks)
+            while running:
+                index, event = await self.queue.get()
+                if event is None:
+                    running -= 1
+                elif isinstance(event.get("error"), dict):
+                    choice = {"delta": {}, "finish_reason": "error", "error": event["error"]}
+                    yield self.chunk(index, {"choices": [choice]})
+                else:
+                    usage = add_usage(usage, event.get("usage"))
+                    if event.get("choices"):
+                        yield self.chunk(index, event)
+            if self.include_usage and usage is not None:
+                payload = {
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": ",".join(self.names),
+                    "choices": [],
+                    "usage": usage,
+                }
+                yield b"data: " + orjson.dumps(payload) + b"\n\n"
+            yield DONE
+        finally:
+            self.close()
+
+    def release(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        for task in self.tasks:
+            task.cancel()

@@ -1,0 +1,57 @@
+"""Host-selected upstream: `X-Host-Final: api.groq.com` picks an allowed OpenAI-format host."""
+
+from __future__ import annotations
+
+from ..auth import KEY_HEADERS, KeyRing, key_header
+from ..errors import Forbidden
+from ..exchange import Exchange
+from ..forward import upstream_headers
+from ..provider_settings import AllowedHost
+from ..upstream import UpstreamRequest
+from .router import OURS
+
+HEADER = b"x-host-final"
+
+
+class HostDecision:
+    def __init__(self, host: AllowedHost, ring: KeyRing) -> None:
+        self.host = host
+        self.ring = ring
+
+    def plan(self, ex: Exchange) -> UpstreamRequest:
+        """The client's request as it is, to the chosen host, with that host's key if due."""
+        ours = ex.key_kind in OURS
+        headers = [
+            (name, value)
+            for name, value in upstream_headers(ex)
+            if name != HEADER and not (ours and name in KEY_HEADERS)
+        ]
+        if ours:
+            headers.append(
+                key_header(ex.key.header if ex.key else b"authorization", self.ring.next())
+            )
+        url = self.host.base_url + ex.upstream_path
+        if ex.query:
+            url += "?" + ex.query.decode("latin-1")
+        return UpstreamRequest(ex.method, url, headers, ex.body, self.host.host)
+
+
+class HostSelector:
+    def __init__(self, hosts: tuple[AllowedHost, ...]) -> None:
+        self.hosts = {h.host: HostDecision(h, KeyRing(h.keys)) for h in hosts}
+
+    def decide(self, ex: Exchange, host: str) -> HostDecision:
+        decision = self.hosts.get(host.lower())
+        if decision is None:
+            raise Forbidden(
+                f"X-Host-Final: {host!r} is not in HOST_ALLOWLIST; ask the operator to add it "
+                "(with its key in HOST_KEYS) or drop the header",
+                code="host_not_allowed",
+            )
+        if ex.key_kind in OURS and not decision.ring:
+            raise Forbidden(
+                f"X-Host-Final: {host!r} has no key in HOST_KEYS; send your own key for it "
+                "or ask the operator to add one",
+                code="host_without_key",
+            )
+        return decision

@@ -1,0 +1,171 @@
+"""Which provider serves a model, where it is, and with which key."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ..attempts import KEY_RING
+from ..auth import KeyRing
+from ..errors import InvalidRequest, UnsupportedFeature
+from ..exchange import Exchange
+from ..provider_settings import AzureResource, ProviderSettings
+from ..settings import Route, Settings
+from ..upstream import UpstreamRequest
+from . import registry
+from .base import JSON, Endpoint, Provider
+from .openai import OpenAICompatible
+from .reply import translator
+
+# Client key kinds whose key is the gateway's to choose (never the client's own).
+OURS = ("forward", "open", "user")
+
+
+class AzurePool:
+    """Azure resources taken in turn among those that have the deployment."""
+
+    def __init__(self, resources: tuple[AzureResource, ...]) -> None:
+        self.resources = resources
+        self.rings = [KeyRing(r.keys) for r in resources]
+        self._turn: Iterator[int] = itertools.count()
+
+    def pick(self, deployment: str, turn: bool = True) -> tuple[AzureResource, KeyRing]:
+        """The next resource that has `deployment` (the first one if not `turn`)."""
+        able = [i for i, r in enumerate(self.resources) if r.serves(deployment)]
+        if not able:
+            raise InvalidRequest(
+                f"no Azure resource has a deployment named {deployment!r}; add it to "
+                "AZURE_OPENAI_DEPLOYMENTS or map the model with AZURE_OPENAI_MODEL_MAPPER",
+                code="model_not_found",
+                param="model",
+            )
+        i = able[next(self._turn) % len(able) if turn else 0]
+        return self.resources[i], self.rings[i]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model at one provider: enough to plan a request to it, attempt after attempt."""
+
+    provider: Provider
+    label: str
+    model: str
+    base_url: str
+    ring: KeyRing | None
+    deployment: str = ""
+    azure: AzurePool | None = None
+    passthrough: bool = False
+
+
+class Router:
+    def __init__(self, settings: Settings, rings: dict[str, KeyRing]) -> None:
+        p: ProviderSettings = settings.providers
+        self.settings = p
+        self.providers = registry(p.anthropic_version)
+        self.open = not settings.forward_keys
+        self.routes = {route.name: route for route in settings.routes}
+        self.route_rings = rings
+        self.rings = {
+            "anthropic": KeyRing(p.anthropic_keys),
+            "gemini": KeyRing(p.gemini_keys),
+        }
+        self.azure = AzurePool(p.azure)
+
+    @property
+    def active(self) -> set[str]:
+        return {provider for _, provider in self.settings.model_routes} - {"openai"}
+
+    def provider_for(self, model: str) -> str:
+        for pattern, provider in self.settings.model_routes:
+            if fnmatchcase(model, pattern):
+                return provider
+        return "openai"
+
+    def target(self, ex: Exchange, model: str, name: str) -> Target:
+        """Where `model` goes for this exchange; raises if the provider cannot serve it."""
+        if name == "openai" or name in self.routes:
+            route: Route = ex.route if name == "openai" else self.routes[name]
+            return Target(
+                OpenAICompatible(),
+                name,
+                model,
+                route.base_url,
+                self.route_rings.get(route.prefix),
+                passthrough=True,
+            )
+        provider = self.providers[name]
+        if ex.upstream_path not in provider.paths:
+            raise UnsupportedFeature(
+                f"{name} (model {model!r}) serves only "
+                + ", ".join(p for p in provider.paths if p.startswith("/v1"))
+                + f" through this gateway, not {ex.upstream_path}",
+                param="model",
+            )
+        if name == "azure":
+            if not self.azure.resources:
+                raise InvalidRequest(
+                    "MODEL_ROUTES sends this model to azure but AZURE_OPENAI_ENDPOINT is not set",
+                    param="model",
+                )
+            deployment = self.settings.deployment(model)
+            self.azure.pick(deployment, turn=False)  # fails now if no resource has it
+            return Target(provider, name, model, "", None, deployment, self.azure, True)
+        base = (
+            self.settings.anthropic_base_url
+            if name == "anthropic"
+            else self.settings.gemini_base_url
+        )
+        return Target(provider, name, model, base, self.rings[name])
+
+    def key(self, ex: Exchange, ring: KeyRing | None) -> str | None:
+        """The client's own key in relay mode, else the provider's next real key."""
+        if ex.key_kind == "relay" and ex.key is not None:
+            return ex.key.value
+        if ex.key_kind in OURS or (ex.key_kind == "none" and self.open):
+            return ring.next() if ring else None
+        return None
+
+    def plan(self, ex: Exchange, target: Target, body: JSON, dry: bool = False) -> UpstreamRequest:
+        """The request for one attempt: a key (and Azure resource) picked anew each time.
+
+        `dry` only checks that the request can be made: no key is taken.
+        """
+        base, ring = target.base_url, target.ring
+        if target.azure is not None:
+            resource, ring = target.azure.pick(target.deployment, turn=not dry)
+            base = resource.endpoint
+        key = None if dry else self.key(ex, ring)
+        if key is not None and ring is not None and ex.key_kind != "relay":
+            # Tell the retrier whose key this is, so a 401/429 cools it and rotates.
+            ex.real_key = key
+            ex.state[KEY_RING] = ring
+        endpoint = Endpoint(
+            base_url=base,
+            key=key,
+            path=ex.upstream_path,
+            query=ex.query.decode("latin-1"),
+            deployment=target.deployment,
+            api_version=self.settings.azure_api_version,
+            max_tokens=self.settings.anthropic_max_tokens,
+        )
+        built = target.provider.build(body, endpoint)
+        translate = (
+            None
+            if target.passthrough
+            else translator(target.provider, target.model, include_usage(body))
+        )
+        return UpstreamRequest(
+            "POST", built.url, built.headers, built.body, target.label, translate
+        )
+
+
+def include_usage(body: JSON) -> bool:
+    options: Any = body.get("stream_options")
+    return (
+        bool(body.get("stream"))
+        and isinstance(options, dict)
+        and options.get("include_usage") is True
+    )
