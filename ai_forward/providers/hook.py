@@ -40,7 +40,7 @@ class SingleModel:
         self.target = target
 
     def plan(self, ex: Exchange) -> UpstreamRequest:
-        return self.router.plan(ex, self.target, ex.json() or {})
+        return self.router.plan(ex, self.target, ex.json() or {}, track=True)
 
 
 class ProviderHook:

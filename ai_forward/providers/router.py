@@ -128,17 +128,23 @@ class Router:
             return ring.next() if ring else None
         return None
 
-    def plan(self, ex: Exchange, target: Target, body: JSON, dry: bool = False) -> UpstreamRequest:
+    def plan(
+        self, ex: Exchange, target: Target, body: JSON, dry: bool = False, track: bool = False
+    ) -> UpstreamRequest:
         """The request for one attempt: a key (and Azure resource) picked anew each time.
 
-        `dry` only checks that the request can be made: no key is taken.
+        `dry` only checks that the request can be made: no key is taken. `track` (one
+        target per exchange) shares the key with the retrier, which may pick the next.
         """
         base, ring = target.base_url, target.ring
         if target.azure is not None:
             resource, ring = target.azure.pick(target.deployment, turn=not dry)
             base = resource.endpoint
-        key = None if dry else self.key(ex, ring)
-        if key is not None and ring is not None and ex.key_kind != "relay":
+        if track and ring is not None and ex.state.get(KEY_RING) is ring:
+            key = ex.real_key  # a retry: the key the retrier chose (the next one after a 429)
+        else:
+            key = None if dry else self.key(ex, ring)
+        if track and key is not None and ring is not None and ex.key_kind != "relay":
             # Tell the retrier whose key this is, so a 401/429 cools it and rotates.
             ex.real_key = key
             ex.state[KEY_RING] = ring
