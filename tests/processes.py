@@ -15,6 +15,7 @@ import httpx
 
 from tests.fakes import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
 AIFD = [sys.executable, "-m", "ai_forward"]
 # Settings a developer's shell might hold; tests start from a clean slate.
 _OURS = (
@@ -57,6 +58,8 @@ _OURS = (
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without ai-forward settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    # This checkout's code, whichever checkout `pip install -e` pointed at.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
