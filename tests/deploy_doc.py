@@ -107,17 +107,25 @@ def dotenv_blocks() -> list[dict[str, str]]:
     return parsed
 
 
-# Settings named by the deployment files that features merged alongside define (issues 3-7);
-# SETTINGS lists them once those are merged.
+# Settings named by deploy.md and the deployment files that the features merged alongside
+# define (issues 3-7); SETTINGS lists them once those are merged, and this set can go.
 FEATURE_SETTINGS = frozenset(
     {
         "RATE_LIMIT_BACKEND",
+        "REQ_RATE_LIMIT_BACKEND",
+        "RATE_LIMIT_FAIL",
+        "TRUSTED_PROXIES",
+        "IP_WHITELIST",
         "STORE_URL",
         "ADMIN_TOKEN",
         "LOG_CHAT",
         "LOG_DIR",
-        "TRUSTED_PROXIES",
+        "RETRIES",
+        "FIRST_BYTE_TIMEOUT",
         "SHUTDOWN_GRACE",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "AZURE_OPENAI_API_KEY",
     }
 )
 
