@@ -9,8 +9,7 @@ WORKDIR /src
 RUN python -m venv /opt/aifd
 COPY pyproject.toml README.md ./
 COPY ai_forward ./ai_forward
-RUN /opt/aifd/bin/pip install --no-cache-dir . \
-    && find /opt/aifd -name '__pycache__' -prune -exec rm -rf {} +
+RUN /opt/aifd/bin/pip install --no-cache-dir .
 
 # --- run: the virtualenv on a clean slim base, as an unprivileged user -------------
 FROM python:3.11-slim

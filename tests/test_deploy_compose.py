@@ -48,6 +48,7 @@ def test_instances_share_one_redis(compose: dict[str, Any]) -> None:
     assert backend.scheme == store.scheme == "redis"
     assert backend.hostname == store.hostname == "redis" and "redis" in services
     assert env["WORKERS"] == "2"
+    assert (env["HOST"], env["PORT"]) == ("0.0.0.0", "8000")  # nginx-compose.conf's port
     Settings.from_env(env)
     for name in INSTANCES:
         service = services[name]
