@@ -16,7 +16,7 @@ from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailabl
 from .exchange import Exchange, Hook
 from .observe import ResponseObserver
 from .routing import RouteTable
-from .sse import encode_event
+from .sse import DONE, encode_event
 from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
 
@@ -157,7 +157,8 @@ class Forwarder:
         except asyncio.CancelledError:
             task.uncancel()
             if state["gone"]:
-                ex.outcome.error = "client disconnected"
+                if not ex.outcome.complete:
+                    ex.outcome.error = "client disconnected"
             else:
                 # Nothing else cancels a request: the server's SHUTDOWN_GRACE ran out.
                 ex.outcome.error = "cut short by shutdown"
@@ -192,10 +193,12 @@ class Forwarder:
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
             ex.response_started = True
+            last = b""
             try:
                 async for chunk in stream:
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        last = chunk
             except (TimeoutError, aiohttp.ClientError) as exc:
                 ex.outcome.error = f"upstream stream broke: {type(exc).__name__}"
                 logger.warning("route {}: {}", ex.route.name, ex.outcome.error)
@@ -205,6 +208,11 @@ class Forwarder:
                         message = f"the upstream stalled for {upstream.idle_timeout:g}s mid-reply"
                     await send(stream_error(message))
             except asyncio.CancelledError:
+                if last.endswith(DONE):
+                    # The client had the whole reply and hung up before the upstream's EOF
+                    # (the SDKs do): that is a complete exchange, not a disconnect.
+                    ex.outcome.complete = True
+                    raise
                 # A gone client ignores these sends; a server past its SHUTDOWN_GRACE delivers them.
                 if content_type.startswith("text/event-stream"):
                     await send(stream_error("the gateway is shutting down; reply incomplete"))

@@ -58,8 +58,6 @@ _OURS = (
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without ai-forward settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
-    # This checkout's code, whichever checkout `pip install -e` pointed at.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -67,9 +65,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def aifd_run(args: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
     """`aifd run ARGS` with exactly `env`; terminated (SIGTERM) when the block ends."""
+    # This checkout's code, whichever checkout `pip install -e` pointed at.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     proc = subprocess.Popen(
         [*AIFD, "run", *args],
-        env=dict(env),
+        env={"PYTHONPATH": path, **env},
         cwd=cwd,
         text=True,
         stdout=subprocess.PIPE,
