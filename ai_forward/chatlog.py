@@ -33,6 +33,7 @@ SECRET_NAMES = frozenset(
     {"authorization", "api_key", "api-key", "apikey", "x-api-key", "key", "token", "password"}
 )
 MIN_SECRET = 6
+DISCONNECTED = "client disconnected"
 _STATE = "chatlog.request"
 
 
@@ -95,16 +96,31 @@ def build_record(
     for name in CONTENT_FIELDS:
         if name in body:
             record[name] = body[name]
+    complete = outcome.complete and outcome.error is None
+    error = outcome.error
+    if not complete and error == DISCONNECTED and reply_finished(outcome.reply):
+        # SDKs close the connection as soon as they read `[DONE]`: nothing was lost.
+        complete, error = True, None
     record.update(
         reply=outcome.reply,
         usage=outcome.usage,
         status=outcome.status,
-        complete=outcome.complete and outcome.error is None,
-        error=outcome.error,
+        complete=complete,
+        error=error,
         duration_ms=round((outcome.ended - ex.started) * 1000, 1),
         attempts=outcome.attempts,
     )
     return record
+
+
+def reply_finished(reply: dict[str, Any] | None) -> bool:
+    """Whether a reassembled reply says it ended (every choice has a finish reason)."""
+    if not reply or reply.get("error") is not None:
+        return False
+    if "choices" not in reply:
+        return reply.get("status") == "completed"
+    choices = reply["choices"]
+    return bool(choices) and all(c.get("finish_reason") for c in choices)
 
 
 def scrub(value: Any) -> Any:

@@ -112,7 +112,8 @@ class ChatLogWriter:
         except OSError as exc:
             raise RuntimeError(
                 f"LOG_DIR={str(self.settings.directory)!r}: cannot write chat logs to "
-                f"{directory} ({exc.strerror or exc}); fix its permissions or choose another"
+                f"{directory} ({exc.strerror or exc}); "
+                f"fix its permissions or set LOG_DIR to another folder"
             ) from None
         self._clean()
 
