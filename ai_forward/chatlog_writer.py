@@ -193,27 +193,30 @@ class RouteFile:
         self._file: BinaryIO | None = None
         self._size = 0
         self._day = ""
+        self._serial = 1
 
     def write(self, lines: list[bytes]) -> bool:
-        """Append whole lines, one `write` per file; True if a new file was started."""
+        """Append whole lines, one `write` per file; True if a file was started."""
         rotated = False
         pending: list[bytes] = []
         pending_size = 0
         for line in lines:
-            if self._file is None or self._due(len(line) + pending_size):
+            if self._file is None or self._due(pending_size, len(line)):
                 self._flush(pending)
                 pending, pending_size = [], 0
-                rotated = self._open() or rotated
+                self._open()
+                rotated = True
             pending.append(line)
             pending_size += len(line)
         self._flush(pending)
         return rotated
 
-    def _due(self, incoming: int) -> bool:
+    def _due(self, pending: int, incoming: int) -> bool:
         if self.settings.rotate_daily and today() != self._day:
             return True
+        used = self._size + pending
         limit = self.settings.rotate_size
-        return bool(limit) and self._size > 0 and self._size + incoming > limit
+        return bool(limit) and used > 0 and used + incoming > limit
 
     def _flush(self, lines: list[bytes]) -> None:
         if lines and self._file is not None:
@@ -221,24 +224,21 @@ class RouteFile:
             self._file.write(data)
             self._size += len(data)
 
-    def _open(self) -> bool:
-        """Start a new file; False when it is the first one of this process and route."""
-        started = self._file is not None
+    def _open(self) -> None:
         self.close()
         self.directory.mkdir(parents=True, exist_ok=True)
         now = datetime.now(UTC)
         stamp = now.strftime("%Y-%m-%dT%H%M%S")
         base = f"chat-{stamp}-p{os.getpid()}"
-        path = self.directory / f"{base}.jsonl"
-        serial = 1
-        while path.exists():
-            serial += 1
-            path = self.directory / f"{base}-{serial}.jsonl"
+        path = self.directory / f"{base}-{self._serial:03d}.jsonl"
+        while path.exists():  # names sort in the order the files were started
+            self._serial += 1
+            path = self.directory / f"{base}-{self._serial:03d}.jsonl"
+        self._serial += 1
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115  (kept open across batches)
         self.path = path
         self._size = 0
         self._day = now.strftime("%Y-%m-%d")
-        return started
 
     def close(self) -> None:
         if self._file is not None:
