@@ -398,3 +398,25 @@ def test_hundreds_of_concurrent_exchanges_none_lost(
         for r in records
     )
     assert all(r["complete"] for r in records)
+
+
+def test_responses_api_exchange_records_input_and_instructions(
+    upstream: FakeUpstream, logged: ProxyServer, log_dir: Path
+) -> None:
+    async def handler(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        return await json_response(
+            {"id": "resp_1", "object": "response", "status": "completed", "output": []}
+        )
+
+    upstream.handler = handler
+    response = httpx.post(
+        logged.url + "/v1/responses",
+        json={"model": "gpt-4.1", "input": "hello", "instructions": "be kind", "store": False},
+        headers={"authorization": "Bearer fk-forward-secret"},
+    )
+    assert response.status_code == 200
+    record = only(log_dir)
+    assert record["kind"] == "response"
+    assert (record["input"], record["instructions"]) == ("hello", "be kind")
+    assert record["params"] == {"model": "gpt-4.1", "store": False}
+    assert record["reply"]["status"] == "completed"
