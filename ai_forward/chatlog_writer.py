@@ -133,10 +133,14 @@ class ChatLogWriter:
                     item = self._queue.get_nowait()
             except queue.Empty:
                 pass
-            if batch:
-                self._write(batch)
-            if time.monotonic() - self._last_clean > CLEAN_EVERY:
-                self._clean()
+            try:
+                if batch:
+                    self._write(batch)
+                if time.monotonic() - self._last_clean > CLEAN_EVERY:
+                    self._clean()
+            except Exception:  # the thread must outlive any bug, or shutdown would wait on it
+                self.failed += len(batch)
+                logger.exception("chat log: writing a batch failed")
         for handle in self._files.values():
             handle.close()
         self._files.clear()
