@@ -86,7 +86,10 @@ def test_sigterm_during_live_streams_loses_no_record(tmp_path: Path) -> None:
     assert all(r["complete"] for r in records)
     replies = sorted(r["reply"]["choices"][0]["message"]["content"] for r in records)
     assert replies == sorted(texts)
-    assert len({p.name for p in log_files(tmp_path / "Log")}) == 2, "one file per worker"
+    # Each worker writes its own file (which worker gets a connection is up to the kernel).
+    names = [p.name for p in log_files(tmp_path / "Log")]
+    pids = {name.split("-p")[1].split("-")[0] for name in names}
+    assert 1 <= len(pids) == len(names) <= 2
 
 
 def test_kill_9_leaves_readable_files_missing_at_most_the_last_second(tmp_path: Path) -> None:
