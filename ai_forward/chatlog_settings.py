@@ -11,7 +11,7 @@ from .env import EnvReader, SettingsError
 # (NAME, default, meaning): shown by `aifd run --help`; README and .env.example must name each.
 DOC: tuple[tuple[str, str, str], ...] = (
     ("LOG_CHAT", "false", "record every chat/completion/embedding exchange as JSON Lines"),
-    ("LOG_DIR", "./Log", "where chat logs go: LOG_DIR/chat/<route>/*.jsonl"),
+    ("LOG_DIR", "./Log", "where chat logs go: LOG_DIR/chat/ROUTE/*.jsonl"),
     ("LOG_ROTATE_SIZE", "100MB", "start a new chat-log file above this size (0: no size limit)"),
     ("LOG_ROTATE_DAILY", "true", "also start a new chat-log file every day (UTC)"),
     ("LOG_RETENTION", "forever", "drop old chat logs: `30d` (after days), `50files` (keep newest)"),

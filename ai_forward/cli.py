@@ -49,8 +49,8 @@ def run(
         Path | None, typer.Option(help="Read settings from this file. [default: ./.env]")
     ] = None,
     log_chat: Annotated[
-        bool | None, typer.Option("--log-chat", help="Record chats (LOG_CHAT=true).")
-    ] = None,
+        bool, typer.Option("--log-chat", "--log_chat", help="Record chats (LOG_CHAT=true).")
+    ] = False,
 ) -> None:
     """Serve the gateway. Settings come from the environment and `.env`; flags win."""
     try:
