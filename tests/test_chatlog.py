@@ -31,6 +31,7 @@ from tests.fakes import (
     Recorded,
     chunk,
     completion,
+    free_port,
     json_response,
     sse,
     stream_response,
@@ -420,3 +421,16 @@ def test_responses_api_exchange_records_input_and_instructions(
     assert (record["input"], record["instructions"]) == ("hello", "be kind")
     assert record["params"] == {"model": "gpt-4.1", "store": False}
     assert record["reply"]["status"] == "completed"
+
+
+def test_unreachable_upstream_is_recorded_with_the_gateway_error(
+    proxy_factory: Factory, log_dir: Path
+) -> None:
+    proxy = proxy_factory(
+        OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}", LOG_CHAT="true", LOG_DIR=log_dir
+    )
+    with pytest.raises(openai.APIStatusError):
+        sdk(proxy, "sk-whatever").chat.completions.create(model="m", messages=HI)
+    record = only(log_dir)
+    assert (record["status"], record["complete"], record["reply"]) == (502, False, None)
+    assert "could not reach the upstream of route 'openai'" in record["error"]
