@@ -50,6 +50,9 @@ def run(
     env_file: Annotated[
         Path | None, typer.Option(help="Read settings from this file. [default: ./.env]")
     ] = None,
+    log_chat: Annotated[
+        bool, typer.Option("--log-chat", "--log_chat", help="Record chats (LOG_CHAT=true).")
+    ] = False,
 ) -> None:
     """Serve the gateway. Settings come from the environment and `.env`; flags win."""
     try:
@@ -57,6 +60,8 @@ def run(
         for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
             if value is not None:
                 env[name] = str(value)
+        if log_chat:
+            env["LOG_CHAT"] = "true"
         settings = Settings.from_env(env)
     except SettingsError as exc:
         fail(str(exc))
@@ -65,6 +70,35 @@ def run(
     if problem:
         fail(problem, code=1)
     serve(settings, env)
+
+
+@cli.command()
+def convert(
+    log_dir: Annotated[
+        Path, typer.Argument(help="The LOG_DIR the gateway wrote to (or one .jsonl file).")
+    ] = Path("Log"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the JSON array (- for stdout).")
+    ] = Path("chat.json"),
+    route: Annotated[str | None, typer.Option(help="Only this route (its name).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only exchanges from then on: 2024-05-01T13:00 or 2h.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only exchanges before then.")] = None,
+) -> None:
+    """Turn the chat logs into one JSON array of exchanges, oldest first."""
+    from .convert import ConvertError, summary
+    from .convert import convert as run_convert
+
+    try:
+        result = run_convert(log_dir, output, route=route, since=since, until=until, console=_err)
+    except ConvertError as exc:
+        fail(str(exc))
+        return
+    except OSError as exc:
+        fail(f"{exc.filename or log_dir}: {exc.strerror or exc}")
+        return
+    _err.print(summary(result, output), highlight=False, soft_wrap=True)
 
 
 def serve(settings: Settings, env: dict[str, str]) -> None:

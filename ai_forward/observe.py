@@ -73,6 +73,8 @@ class ReplyAssembler:
     """Joins `chat.completion.chunk` / `text_completion` deltas into one reply.
 
     Every chunk counts, the first one too, and every choice index (`n > 1`).
+    Streamed Responses API events keep the latest full `response` they carry,
+    plus the output text deltas in case the stream ends before `response.completed`.
     """
 
     def __init__(self) -> None:
@@ -82,6 +84,8 @@ class ReplyAssembler:
         self.error: Any = None
         self.done = False
         self.events = 0
+        self.response: dict[str, Any] | None = None
+        self.response_text: list[str] = []
 
     def add_event(self, data: bytes) -> None:
         if data == b"[DONE]":
@@ -96,10 +100,14 @@ class ReplyAssembler:
 
     def add_chunk(self, chunk: dict[str, Any]) -> None:
         self.events += 1
-        if "error" in chunk:
+        if "error" in chunk and chunk["error"] is not None:
             self.error = chunk["error"]
             return
-        for key in ("id", "model", "created", "system_fingerprint"):
+        event_type = chunk.get("type")
+        if isinstance(event_type, str) and event_type.startswith("response."):
+            self._add_response_event(event_type, chunk)
+            return
+        for key in ("id", "object", "model", "created", "system_fingerprint", "service_tier"):
             if key in chunk and key not in self.meta:
                 self.meta[key] = chunk[key]
         if isinstance(chunk.get("usage"), dict):
@@ -109,8 +117,19 @@ class ReplyAssembler:
             if isinstance(choice, dict):
                 self._add_choice(choice, object_type)
 
+    def _add_response_event(self, event_type: str, event: dict[str, Any]) -> None:
+        response = event.get("response")
+        if isinstance(response, dict):
+            self.response = response
+            if isinstance(response.get("usage"), dict):
+                self.usage = response["usage"]
+        if event_type == "response.output_text.delta" and isinstance(event.get("delta"), str):
+            self.response_text.append(event["delta"])
+
     def _add_choice(self, choice: dict[str, Any], object_type: str) -> None:
         index = choice.get("index", 0)
+        if not isinstance(index, int):
+            return
         slot = self.choices.setdefault(index, {"index": index, "finish_reason": None})
         if choice.get("finish_reason"):
             slot["finish_reason"] = choice["finish_reason"]
@@ -118,6 +137,8 @@ class ReplyAssembler:
             slot["text"] = slot.get("text", "") + (choice.get("text") or "")
             return
         delta = choice.get("delta") or choice.get("message") or {}
+        if not isinstance(delta, dict):
+            return
         message = slot.setdefault("message", {"role": "assistant", "content": None})
         if delta.get("role"):
             message["role"] = delta["role"]
@@ -126,7 +147,8 @@ class ReplyAssembler:
             if isinstance(piece, str):
                 message[field] = (message.get(field) or "") + piece
         for call in delta.get("tool_calls") or ():
-            self._add_tool_call(message, call)
+            if isinstance(call, dict):
+                self._add_tool_call(message, call)
         function_call = delta.get("function_call")
         if isinstance(function_call, dict):
             joined = message.setdefault("function_call", {"name": "", "arguments": ""})
@@ -136,7 +158,11 @@ class ReplyAssembler:
     @staticmethod
     def _add_tool_call(message: dict[str, Any], call: dict[str, Any]) -> None:
         calls: list[dict[str, Any]] = message.setdefault("tool_calls", [])
-        index = call.get("index", len(calls))
+        index = call.get("index")
+        if not isinstance(index, int) or index < 0 or index > 1024:
+            # Some servers omit the index: a new id starts a call, no id continues the last.
+            new = call.get("id") and (not calls or calls[-1]["id"] != call["id"])
+            index = len(calls) if new or not calls else len(calls) - 1
         while len(calls) <= index:
             calls.append(
                 {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
@@ -146,13 +172,21 @@ class ReplyAssembler:
             slot["id"] = call["id"]
         if call.get("type"):
             slot["type"] = call["type"]
-        function = call.get("function") or {}
-        slot["function"]["name"] += function.get("name") or ""
-        slot["function"]["arguments"] += function.get("arguments") or ""
+        function = call.get("function")
+        if isinstance(function, dict):
+            slot["function"]["name"] += function.get("name") or ""
+            slot["function"]["arguments"] += function.get("arguments") or ""
 
     def result(self) -> dict[str, Any]:
-        reply: dict[str, Any] = dict(self.meta)
-        reply["choices"] = [self.choices[i] for i in sorted(self.choices)]
+        if self.response is not None or self.response_text:
+            reply = dict(self.response or {})
+            if self.response_text:
+                reply.setdefault("output_text", "".join(self.response_text))
+        else:
+            reply = dict(self.meta)
+            if reply.get("object") == "chat.completion.chunk":
+                reply["object"] = "chat.completion"
+            reply["choices"] = [self.choices[i] for i in sorted(self.choices)]
         reply["usage"] = self.usage
         if self.error is not None:
             reply["error"] = self.error

@@ -1,0 +1,182 @@
+"""`aifd convert`: the chat logs as one JSON array of exchanges, oldest first."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+# Logs at least this large get a progress bar.
+PROGRESS_FROM = 8 * 1024 * 1024
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class ConvertError(ValueError):
+    """The arguments cannot be used; the message says which and why."""
+
+
+@dataclass
+class Conversion:
+    """What `convert` read, kept and skipped."""
+
+    files: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    filtered: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def parse_time(name: str, value: str | None, now: datetime | None = None) -> datetime | None:
+    """`--since/--until`: ISO date or time (UTC unless it says otherwise) or `2h`, `7d` ago."""
+    if value is None:
+        return None
+    text = value.strip()
+    relative = _RELATIVE.match(text)
+    if relative:
+        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        return (now or datetime.now(UTC)) - delta
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConvertError(
+            f"{name} {value!r}: expected a date or time such as 2024-05-01, "
+            f"2024-05-01T13:30 (UTC unless an offset is given), or an age such as 2h or 7d"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def log_files(log_dir: Path) -> list[Path]:
+    """The .jsonl files of a LOG_DIR, its chat/ folder, a route folder, or one file."""
+    if log_dir.is_file():
+        return [log_dir]
+    if not log_dir.is_dir():
+        raise ConvertError(f"{log_dir}: no such directory; pass the LOG_DIR the gateway wrote to")
+    root = log_dir / "chat" if (log_dir / "chat").is_dir() else log_dir
+    return sorted(root.rglob("*.jsonl"))
+
+
+def read_records(
+    files: list[Path],
+    result: Conversion,
+    *,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    console: Console | None = None,
+) -> None:
+    """Read every line of `files` into `result`, skipping (and counting) unusable ones."""
+    total = sum(path.stat().st_size for path in files)
+    progress = Progress(
+        TextColumn("reading chat logs"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=total < PROGRESS_FROM or console is None,
+    )
+    with progress:
+        task = progress.add_task("read", total=total)
+        for path in files:
+            result.files += 1
+            for size, record, problem in read_file(path):
+                progress.advance(task, size)
+                if problem is not None:
+                    result.skipped[problem] += 1
+                elif record is not None and keep(record, route, since, until):
+                    result.records.append(record)
+                elif record is not None:
+                    result.filtered += 1
+    result.records.sort(key=lambda r: r["_at"])
+    for record in result.records:
+        del record["_at"]
+
+
+def read_file(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(bytes consumed, record or None, why it was skipped or None) for each line."""
+    with path.open("rb") as handle:
+        for line in handle:
+            size = len(line)
+            if not line.strip():
+                yield size, None, None
+                continue
+            last = not line.endswith(b"\n")
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                reason = "truncated last line" if last else "not valid JSON"
+                yield size, None, reason
+                continue
+            at = record_time(record)
+            if at is None:
+                yield size, None, "not a chat record (no time)"
+                continue
+            record["_at"] = at
+            yield size, record, None
+
+
+def record_time(record: Any) -> datetime | None:
+    if not isinstance(record, dict) or not isinstance(record.get("time"), str):
+        return None
+    try:
+        moment = datetime.fromisoformat(record["time"])
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def keep(
+    record: dict[str, Any], route: str | None, since: datetime | None, until: datetime | None
+) -> bool:
+    at: datetime = record["_at"]
+    if route is not None and record.get("route") != route:
+        return False
+    if since is not None and at < since:
+        return False
+    return until is None or at < until
+
+
+def convert(
+    log_dir: Path,
+    output: Path,
+    *,
+    route: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    console: Console | None = None,
+) -> Conversion:
+    """Write `output` (`-` for stdout) from the logs under `log_dir`; return what was done."""
+    start, end = parse_time("--since", since), parse_time("--until", until)
+    if route is not None:
+        route = route.strip("/")
+    files = log_files(log_dir)
+    result = Conversion()
+    read_records(files, result, route=route, since=start, until=end, console=console)
+    data = orjson.dumps(result.records, option=orjson.OPT_INDENT_2) + b"\n"
+    if str(output) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(data)
+    return result
+
+
+def summary(result: Conversion, output: Path) -> str:
+    where = "stdout" if str(output) == "-" else str(output)
+    text = f"wrote {len(result.records)} exchanges from {result.files} files to {where}"
+    if result.filtered:
+        text += f"; {result.filtered} left out by --route/--since/--until"
+    if result.skipped:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
+        text += f"; skipped {sum(result.skipped.values())} lines ({reasons})"
+    return text
