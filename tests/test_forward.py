@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import httpx
@@ -12,6 +14,7 @@ import openai
 import pytest
 from aiohttp import web
 
+from ai_forward.exchange import Exchange, Outcome
 from tests.fakes import (
     FakeUpstream,
     ProxyServer,
@@ -421,3 +424,36 @@ def test_cors_only_for_allowed_origins(upstream: FakeUpstream, proxy_factory) ->
     plain = httpx.get(proxy.url + "/v1/models", headers={"origin": "https://evil.example"})
     assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
     assert upstream.requests and all(r.method == "GET" for r in upstream.requests)
+
+
+def test_client_hanging_up_after_done_is_a_complete_exchange(
+    upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
+) -> None:
+    """The SDKs close the connection at [DONE]; the upstream's EOF may come later."""
+
+    async def lingering(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        events = sse(chunk("a"), chunk("b"), chunk(finish="stop"))
+        return await stream_response(request, events, delay=0.15)
+
+    upstream.handler = lingering
+    proxy = proxy_factory(OPENAI_BASE_URL=upstream.url, OPENAI_API_KEY="sk-1", FORWARD_KEY="fk")
+    app: Any = proxy.server.config.app
+    gateway: Any = getattr(app, "app", app)
+    outcomes: list[Outcome] = []
+
+    class Keep:
+        async def before(self, ex: Exchange) -> None:
+            ex.observe = True
+
+        async def after(self, ex: Exchange) -> None:
+            outcomes.append(ex.outcome)
+
+    gateway.forwarder.hooks = (*gateway.forwarder.hooks, Keep())
+    sdk = openai.OpenAI(base_url=proxy.url + "/v1", api_key="fk", max_retries=0)
+    with sdk.chat.completions.create(model="m", messages=[], stream=True) as stream:
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "ab"
+    deadline = time.monotonic() + 5
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert outcomes and outcomes[0].complete and outcomes[0].error is None
