@@ -75,6 +75,9 @@ class LimitHook:
                 ex.body_filters.append(paced(min(rates)))
         if not settings.counting:
             return
+        if not self.store.available:
+            self.store.failed(None)
+            return
         requests, tokens = self.limits_for(ex)
         if tokens:
             ask_for_usage(ex)
@@ -166,7 +169,7 @@ class LimitHook:
 
     async def after(self, ex: Exchange) -> None:
         reserved: list[Reservation] = ex.state.get(_RESERVED) or []
-        if not reserved:
+        if not reserved or not self.store.available:
             return
         used = tokens_used(ex)
         storage = self.store.storage

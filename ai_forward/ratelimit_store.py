@@ -28,6 +28,9 @@ from .ratelimit_settings import LimitSettings
 # request at most this long, never a hang.
 STORAGE_TIMEOUT = 1.0
 FAIL_LOG_EVERY = 60.0
+# After a failure, requests follow the fail policy at once for this long before the
+# storage is tried again: a gone Redis must not cost every request the full timeout.
+RETRY_STORAGE_AFTER = 2.0
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     StorageError,
     TimeoutError,
@@ -50,6 +53,7 @@ class LimitStore:
         self._storage: Storage | None = None
         self._requests: RateLimiter | None = None
         self._last_logged = -math.inf
+        self._retry_at = -math.inf
 
     @property
     def storage(self) -> Storage:
@@ -107,12 +111,19 @@ class LimitStore:
         self._storage = None
         self._requests = None
 
-    def failed(self, exc: BaseException, *, raise_closed: bool = True) -> None:
-        """Apply RATE_LIMIT_FAIL to a storage failure: log (at most once a minute), then
-        return (open) or raise ServiceUnavailable (closed)."""
+    @property
+    def available(self) -> bool:
+        """False for a short while after a failure, when requests skip the storage."""
+        return time.monotonic() >= self._retry_at
+
+    def failed(self, exc: BaseException | None, *, raise_closed: bool = True) -> None:
+        """Apply RATE_LIMIT_FAIL to a storage failure (None: one still assumed): log (at
+        most once a minute), then return (open) or raise ServiceUnavailable (closed)."""
         now = time.monotonic()
         policy = "open" if self.settings.fail_open else "closed"
-        if now - self._last_logged >= FAIL_LOG_EVERY:
+        if exc is not None:
+            self._retry_at = now + RETRY_STORAGE_AFTER
+        if exc is not None and now - self._last_logged >= FAIL_LOG_EVERY:
             self._last_logged = now
             cause = exc.storage_error if isinstance(exc, StorageError) else exc
             logger.error(
