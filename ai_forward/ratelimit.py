@@ -106,7 +106,7 @@ class LimitHook:
         else:
             for rule in settings.requests:
                 if rule.matches(ex.path):
-                    name = f"REQ_RATE_LIMIT for {rule.pattern}, per client"
+                    name = f"REQ_RATE_LIMIT{on(rule.pattern)}, per client"
                     requests += [Limit(i, ("req", rule.pattern, client), name) for i in rule.limits]
         requests += [Limit(i, ("global",), "GLOBAL_RATE_LIMIT") for i in settings.global_limits]
         if principal is not None and principal.tpm is not None:
@@ -116,7 +116,7 @@ class LimitHook:
         else:
             for rule in settings.tokens:
                 if rule.matches(ex.path):
-                    name = f"TPM_LIMIT for {rule.pattern}, per client"
+                    name = f"TPM_LIMIT{on(rule.pattern)}, per client"
                     tokens += [Limit(i, ("tpm", rule.pattern, client), name) for i in rule.limits]
         return requests, tokens
 
@@ -194,6 +194,10 @@ def tokens_used(ex: Exchange) -> int:
         return 0  # refused or never answered: the upstream charges nothing
     body = ex.json()
     return (prompt_tokens(body) if body else 0) + reply_tokens(outcome.reply)
+
+
+def on(pattern: str) -> str:
+    return "" if pattern == "*" else f" for {pattern}"
 
 
 def is_streamed(ex: Exchange) -> bool:
