@@ -75,10 +75,12 @@ class LimitHook:
                 ex.body_filters.append(paced(min(rates)))
         if not settings.counting:
             return
+        requests, tokens = self.limits_for(ex)
+        if not (requests or tokens):
+            return
         if not self.store.available:
             self.store.failed(None)
             return
-        requests, tokens = self.limits_for(ex)
         if tokens:
             ask_for_usage(ex)
         headers: Headers = []
