@@ -133,13 +133,11 @@ class LimitHook:
                     stats.reset_time,
                     "requests",
                 )
-        tightest: tuple[int, float, int] | None = None
-        for limit in limits:
-            stats = await limiter.get_window_stats(limit.item, *limit.identifiers)
-            if tightest is None or stats.remaining < tightest[0]:
-                tightest = (stats.remaining, stats.reset_time, limit.item.amount)
-        assert tightest is not None
-        return ratelimit_headers("requests", tightest[2], tightest[0], tightest[1])
+        every = await asyncio.gather(
+            *(limiter.get_window_stats(limit.item, *limit.identifiers) for limit in limits)
+        )
+        stats, limit = min(zip(every, limits, strict=True), key=lambda pair: pair[0].remaining)
+        return ratelimit_headers("requests", limit.item.amount, stats.remaining, stats.reset_time)
 
     async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
         storage = self.store.storage
@@ -153,7 +151,7 @@ class LimitHook:
             cost = min(estimate, item.amount)  # a request alone never exceeds a limit forever
             count = await storage.incr(key, expiry, amount=cost)
             window_end = await storage.get_expiry(key)
-            if count > item.amount:
+            if count > item.amount or item.amount < 1:
                 await storage.incr(key, expiry, amount=-cost)
                 raise rejected(
                     f"token rate limit reached: {limit.describe('tokens')}; this request "

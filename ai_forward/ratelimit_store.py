@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 import redis.exceptions
-from limits.aio.storage import Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -31,6 +31,7 @@ FAIL_LOG_EVERY = 60.0
 # After a failure, requests follow the fail policy at once for this long before the
 # storage is tried again: a gone Redis must not cost every request the full timeout.
 RETRY_STORAGE_AFTER = 2.0
+SWEEP_EVERY = 1.0
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     StorageError,
     TimeoutError,
@@ -76,7 +77,11 @@ class LimitStore:
                 socket_timeout=STORAGE_TIMEOUT,
                 socket_connect_timeout=STORAGE_TIMEOUT,
             )
-        storage = storage_from_string("async+" + settings.backend, **options)
+        storage = (
+            storage_from_string("async+" + settings.backend, **options)
+            if settings.shared
+            else MemoryCounters()
+        )
         assert isinstance(storage, Storage)
         self._storage = storage
         self._requests = limiter(settings.strategy, storage)
@@ -142,6 +147,26 @@ class LimitStore:
                 code="rate_limit_storage_unavailable",
                 headers={"retry-after": "1"},
             )
+
+
+class MemoryCounters(MemoryStorage):
+    """limits' memory storage, sweeping out expired entries at most once a second.
+
+    As shipped, it starts a sweep (with a thread hop per moving-window key) after almost
+    every hit, which costs more than the counting itself under load. Counting does not
+    depend on the sweep; it only keeps memory bounded. Should limits rename the private
+    hook overridden here, this class is simply the stock storage again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(wrap_exceptions=True)
+        self._next_sweep = 0.0
+
+    async def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_EVERY
+            await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
 def limiter(strategy: str, storage: Storage) -> RateLimiter:

@@ -10,9 +10,10 @@ import httpx
 import openai
 import orjson
 import pytest
+from aiohttp import web
 
 from ai_forward.exchange import Exchange, Principal
-from tests.fakes import FakeUpstream, ProxyServer
+from tests.fakes import FakeUpstream, ProxyServer, Recorded, chunk, sse, stream_response
 from tests.ratelimit_fakes import no_usage, refused, usage_reporting
 
 Factory = Callable[..., ProxyServer]
@@ -201,6 +202,25 @@ def test_without_reported_usage_tokens_are_counted_locally(
     chat(proxy, max_tokens=80)
     settle()
     assert chat(proxy, max_tokens=9).headers["x-ratelimit-remaining-tokens"] == "79"
+
+
+def test_a_broken_stream_is_counted_from_what_arrived(
+    upstream: FakeUpstream, proxy_factory: Factory
+) -> None:
+    async def cut(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        events = sse(chunk(role="assistant", content=""), *(chunk("word") for _ in range(9)))
+        return await stream_response(request, events, cut_after=3)  # two words arrive
+
+    upstream.handler = cut
+    proxy = limited(upstream, proxy_factory, TPM_LIMIT="100/minute")
+    body = {"model": "m", "messages": HI, "stream": True, "max_tokens": 50}
+    response = httpx.post(
+        proxy.url + "/v1/chat/completions", json=body, headers={"authorization": "Bearer fk-test"}
+    )
+    assert "stream_broken" in response.text
+    settle()
+    # 1 token of prompt + 2 of text settled; the next reservation is 1 + 9.
+    assert chat(proxy, max_tokens=9).headers["x-ratelimit-remaining-tokens"] == "87"
 
 
 def test_refused_requests_cost_no_tokens(upstream: FakeUpstream, proxy_factory: Factory) -> None:
