@@ -133,11 +133,10 @@ class LimitHook:
                     stats.reset_time,
                     "requests",
                 )
-        every = await asyncio.gather(
-            *(limiter.get_window_stats(limit.item, *limit.identifiers) for limit in limits)
-        )
-        stats, limit = min(zip(every, limits, strict=True), key=lambda pair: pair[0].remaining)
-        return ratelimit_headers("requests", limit.item.amount, stats.remaining, stats.reset_time)
+        # The headers tell the client about its own limit (the first), as OpenAI's do.
+        first = limits[0]
+        stats = await limiter.get_window_stats(first.item, *first.identifiers)
+        return ratelimit_headers("requests", first.item.amount, stats.remaining, stats.reset_time)
 
     async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
         storage = self.store.storage

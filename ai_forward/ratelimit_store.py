@@ -159,7 +159,7 @@ class MemoryCounters(MemoryStorage):
     """
 
     def __init__(self) -> None:
-        super().__init__(wrap_exceptions=True)
+        super().__init__()
         self._next_sweep = 0.0
 
     async def _MemoryStorage__schedule_expiry(self) -> None:
