@@ -188,7 +188,10 @@ class Forwarder:
             for body_filter in ex.body_filters:
                 stream = body_filter(stream)
             keep_length = not ex.body_filters
-            headers = downstream_headers(response.raw_headers, keep_length) + ex.response_headers
+            headers = downstream_headers(response.raw_headers, keep_length)
+            if ex.response_headers:  # the gateway's own values replace the upstream's
+                ours = {name for name, _ in ex.response_headers}
+                headers = [h for h in headers if h[0] not in ours] + ex.response_headers
             await send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
@@ -255,7 +258,9 @@ def upstream_headers(ex: Exchange) -> Headers:
     if ex.real_key is not None:
         headers.append(key_header(ex.key.header if ex.key else b"authorization", ex.real_key))
     forwarded = ex.header(b"x-forwarded-for")
-    ip = ex.client_ip.encode()
+    # The socket peer, not ex.client_ip: a client IP found in a trusted chain is already in it.
+    peer = ex.scope.get("client")
+    ip = (peer[0] if peer else ex.client_ip).encode()
     headers.append((b"x-forwarded-for", forwarded + b", " + ip if forwarded else ip))
     if ex.observe:
         headers = [(n, v) for n, v in headers if n != b"accept-encoding"]

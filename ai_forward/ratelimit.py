@@ -1,12 +1,250 @@
-"""RPM and TPM limits on `limits` storage (issue 3)."""
+"""RPM and TPM limits on `limits` storage (issue 3).
+
+Per request, in order: the client's request limits (its issued-user limit when it has
+one, else REQ_RATE_LIMIT per key or IP), then GLOBAL_RATE_LIMIT, then a reservation of
+the tokens the request may use (TPM_LIMIT). When the reply ends, the reservation is
+settled against the usage the upstream reported (or a local count when it reported
+none). Counters are keyed by a hash of the client's key, never the key itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from limits import RateLimitItem, RateLimitItemPerMinute
+
+from .clientip import ClientIPHook
+from .errors import RateLimited
+from .exchange import Exchange
+from .ratelimit_settings import LimitSettings
+from .ratelimit_store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
+from .ratelimit_stream import paced
+from .ratelimit_tokens import estimate_request, prompt_tokens, reply_tokens, usage_tokens
+from .stream_usage import ask_for_usage
+from .types import Headers
 
 if TYPE_CHECKING:
     from .app import Gateway
 
+_RESERVED = "ratelimit.reserved"
+_SETTLE_MARGIN = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limit as it applies to this request: what, whose counter, and how to name it."""
+
+    item: RateLimitItem
+    identifiers: tuple[str, ...]
+    name: str
+
+    def describe(self, unit: str) -> str:
+        period = self.item.get_expiry()
+        return f"{self.item.amount} {unit} per {duration(period)} ({self.name})"
+
+
+@dataclass(slots=True)
+class Reservation:
+    key: str
+    expiry: int
+    tokens: int
+    window_end: float
+
+
+class LimitHook:
+    """Counts requests and tokens; answers 429 with OpenAI's rate limit headers."""
+
+    def __init__(self, settings: LimitSettings, store: LimitStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    async def before(self, ex: Exchange) -> None:
+        settings = self.settings
+        if settings.pace and is_streamed(ex):
+            rates = [
+                item.amount / item.get_expiry()
+                for rule in settings.pace
+                if rule.matches(ex.path)
+                for item in rule.limits
+            ]
+            if rates:
+                ex.body_filters.append(paced(min(rates)))
+        if not settings.counting:
+            return
+        requests, tokens = self.limits_for(ex)
+        if not (requests or tokens):
+            return
+        if not self.store.available:
+            self.store.failed(None)
+            return
+        if tokens:
+            ask_for_usage(ex)
+        headers: Headers = []
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT):
+                if requests:
+                    headers += await self.count_requests(requests)
+                if tokens:
+                    headers += await self.reserve_tokens(ex, tokens)
+        except STORAGE_ERRORS as exc:
+            self.store.failed(exc)
+            return
+        ex.response_headers.extend(headers)
+
+    def limits_for(self, ex: Exchange) -> tuple[list[Limit], list[Limit]]:
+        settings = self.settings
+        client = ex.client_id
+        requests: list[Limit] = []
+        tokens: list[Limit] = []
+        principal = ex.principal
+        if principal is not None and principal.rpm is not None:
+            name = f"the requests per minute of user {principal.name}"
+            item = RateLimitItemPerMinute(principal.rpm)
+            requests.append(Limit(item, ("req", "user", principal.name), name))
+        else:
+            for rule in settings.requests:
+                if rule.matches(ex.path):
+                    name = f"REQ_RATE_LIMIT{on(rule.pattern)}, per client"
+                    requests += [Limit(i, ("req", rule.pattern, client), name) for i in rule.limits]
+        requests += [Limit(i, ("global",), "GLOBAL_RATE_LIMIT") for i in settings.global_limits]
+        if principal is not None and principal.tpm is not None:
+            name = f"the tokens per minute of user {principal.name}"
+            item = RateLimitItemPerMinute(principal.tpm)
+            tokens.append(Limit(item, ("tpm", "user", principal.name), name))
+        else:
+            for rule in settings.tokens:
+                if rule.matches(ex.path):
+                    name = f"TPM_LIMIT{on(rule.pattern)}, per client"
+                    tokens += [Limit(i, ("tpm", rule.pattern, client), name) for i in rule.limits]
+        return requests, tokens
+
+    async def count_requests(self, limits: list[Limit]) -> Headers:
+        limiter = self.store.requests
+        for limit in limits:
+            if not await limiter.hit(limit.item, *limit.identifiers):
+                stats = await limiter.get_window_stats(limit.item, *limit.identifiers)
+                raise rejected(
+                    f"rate limit reached: {limit.describe('requests')}",
+                    limit.item.amount,
+                    stats.reset_time,
+                    "requests",
+                )
+        # The headers tell the client about its own limit (the first), as OpenAI's do.
+        first = limits[0]
+        stats = await limiter.get_window_stats(first.item, *first.identifiers)
+        return ratelimit_headers("requests", first.item.amount, stats.remaining, stats.reset_time)
+
+    async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
+        storage = self.store.storage
+        estimate = estimate_request(ex.json(), ex.upstream_path, len(ex.body))
+        reserved: list[Reservation] = ex.state.setdefault(_RESERVED, [])
+        tightest: tuple[int, float, int] | None = None
+        for limit in limits:
+            item = limit.item
+            key = item.key_for(*limit.identifiers)
+            expiry = item.get_expiry()
+            cost = min(estimate, item.amount)  # a request alone never exceeds a limit forever
+            count = await storage.incr(key, expiry, amount=cost)
+            window_end = await storage.get_expiry(key)
+            if count > item.amount or item.amount < 1:
+                await storage.incr(key, expiry, amount=-cost)
+                raise rejected(
+                    f"token rate limit reached: {limit.describe('tokens')}; this request "
+                    f"may use up to {estimate} tokens (prompt plus max_tokens)",
+                    item.amount,
+                    window_end,
+                    "tokens",
+                )
+            reserved.append(Reservation(key, expiry, cost, window_end))
+            remaining = item.amount - count
+            if tightest is None or remaining < tightest[0]:
+                tightest = (remaining, window_end, item.amount)
+        assert tightest is not None
+        return ratelimit_headers("tokens", tightest[2], tightest[0], tightest[1])
+
+    async def after(self, ex: Exchange) -> None:
+        reserved: list[Reservation] = ex.state.get(_RESERVED) or []
+        if not reserved or not self.store.available:
+            return
+        used = tokens_used(ex)
+        storage = self.store.storage
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT):
+                for reservation in reserved:
+                    delta = used - reservation.tokens
+                    same_window = time.time() < reservation.window_end - _SETTLE_MARGIN
+                    if delta > 0 or (delta < 0 and same_window):
+                        await storage.incr(reservation.key, reservation.expiry, amount=delta)
+        except STORAGE_ERRORS as exc:
+            self.store.failed(exc, raise_closed=False)
+
+
+def tokens_used(ex: Exchange) -> int:
+    """The tokens the exchange really used: reported usage, else a local count."""
+    outcome = ex.outcome
+    reported = usage_tokens(outcome.usage)
+    if reported is not None:
+        return reported
+    if outcome.status >= 400 or outcome.status == 0:
+        return 0  # refused or never answered: the upstream charges nothing
+    body = ex.json()
+    return (prompt_tokens(body) if body else 0) + reply_tokens(outcome.reply)
+
+
+def on(pattern: str) -> str:
+    return "" if pattern == "*" else f" for {pattern}"
+
+
+def is_streamed(ex: Exchange) -> bool:
+    if ex.method != "POST" or b'"stream"' not in ex.body:
+        return False
+    body = ex.json()
+    return body is not None and body.get("stream") is True
+
+
+def rejected(message: str, limit: int, reset_at: float, unit: str) -> RateLimited:
+    wait = max(reset_at - time.time(), 0.001)
+    headers = {
+        name.decode(): value.decode() for name, value in ratelimit_headers(unit, limit, 0, reset_at)
+    }
+    headers["retry-after"] = str(max(1, math.ceil(wait)))
+    headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+    return RateLimited(f"{message}; retry after {duration(wait)}", headers=headers)
+
+
+def ratelimit_headers(unit: str, limit: int, remaining: int, reset_at: float) -> Headers:
+    reset = max(reset_at - time.time(), 0.0)
+    return [
+        (f"x-ratelimit-limit-{unit}".encode(), str(limit).encode()),
+        (f"x-ratelimit-remaining-{unit}".encode(), str(max(remaining, 0)).encode()),
+        (f"x-ratelimit-reset-{unit}".encode(), duration(reset).encode()),
+    ]
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's style of duration: 20ms, 1.5s, 6m0s, 1h2m3s."""
+    if seconds < 1:
+        return f"{max(round(seconds * 1000), 0)}ms"
+    if seconds < 60:
+        return f"{round(seconds, 3):g}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{hours}h" if hours else "") + f"{minutes}m{secs}s"
+
 
 def install_limits(gateway: Gateway) -> None:
-    """Add this feature's hooks, resources and collaborators to `gateway`."""
+    """IP lists first of all hooks; limits in their slot when any is configured."""
+    settings = gateway.settings.limits
+    if settings.ip_whitelist or settings.ip_blacklist or settings.trusted_proxies:
+        gateway.hooks.insert(0, ClientIPHook(settings))
+    if not (settings.counting or settings.pace):
+        return
+    store = LimitStore(settings, gateway.settings.workers)
+    if settings.counting:
+        gateway.resources.append(store)
+    gateway.hooks.append(LimitHook(settings, store))
