@@ -31,6 +31,7 @@ class Outcome:
     complete: bool = False
     error: str | None = None
     reply: dict[str, Any] | None = None
+    streamed_chars: int = 0  # generated text relayed, when only usage was observed
     attempts: int = 1
     retried: list[str] = field(default_factory=list)  # why each retry was made
     ended: float = 0.0
@@ -70,7 +71,8 @@ class Exchange:
     key_kind: str = "none"
     real_key: str | None = field(default=None, repr=False)
     principal: Principal | None = None
-    observe: bool = False
+    observe: bool = False  # reassemble the whole reply into outcome.reply (chat log)
+    observe_usage: bool = False  # only its usage (limits, accounting): much cheaper
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)
     body_filters: list[BodyFilter] = field(default_factory=list)

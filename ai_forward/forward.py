@@ -14,7 +14,7 @@ from .accesslog import AccessLog
 from .auth import KEY_HEADERS, key_header
 from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
-from .observe import ResponseObserver
+from .observe_usage import UsageObserver, observer_for
 from .routing import RouteTable
 from .sse import DONE, encode_event
 from .types import Headers, Message, Receive, Scope, Send
@@ -182,7 +182,7 @@ class Forwarder:
         try:
             content_type = response.headers.get("content-type", "")
             stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout)
-            observer = ResponseObserver(content_type) if ex.observe else None
+            observer = observer_for(content_type, ex.observe, ex.observe_usage)
             if observer is not None:
                 stream = observer.tap(stream)
             for body_filter in ex.body_filters:
@@ -228,6 +228,8 @@ class Forwarder:
         finally:
             if observer is not None:
                 ex.outcome.reply = observer.result()
+                if isinstance(observer, UsageObserver):
+                    ex.outcome.streamed_chars = observer.chars
             if completed:
                 response.release()
             else:
@@ -262,7 +264,7 @@ def upstream_headers(ex: Exchange) -> Headers:
     peer = ex.scope.get("client")
     ip = (peer[0] if peer else ex.client_ip).encode()
     headers.append((b"x-forwarded-for", forwarded + b", " + ip if forwarded else ip))
-    if ex.observe:
+    if ex.observe or ex.observe_usage:
         headers = [(n, v) for n, v in headers if n != b"accept-encoding"]
         headers.append((b"accept-encoding", b"identity"))
     return headers

@@ -23,7 +23,13 @@ from .exchange import Exchange
 from .ratelimit_settings import LimitSettings
 from .ratelimit_store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
 from .ratelimit_stream import paced
-from .ratelimit_tokens import estimate_request, prompt_tokens, reply_tokens, usage_tokens
+from .ratelimit_tokens import (
+    estimate_request,
+    prompt_tokens,
+    reply_tokens,
+    text_tokens,
+    usage_tokens,
+)
 from .stream_usage import ask_for_usage
 from .types import Headers
 
@@ -192,7 +198,9 @@ def tokens_used(ex: Exchange) -> int:
     if outcome.status >= 400 or outcome.status == 0:
         return 0  # refused or never answered: the upstream charges nothing
     body = ex.json()
-    return (prompt_tokens(body) if body else 0) + reply_tokens(outcome.reply)
+    # When only usage was observed, the relay measured the streamed text instead.
+    generated = reply_tokens(outcome.reply) or text_tokens(outcome.streamed_chars)
+    return (prompt_tokens(body) if body else 0) + generated
 
 
 def on(pattern: str) -> str:

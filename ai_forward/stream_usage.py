@@ -23,7 +23,7 @@ _MAX_PENDING = 1024 * 1024
 
 def ask_for_usage(ex: Exchange) -> None:
     """Make `ex.outcome.usage` available after a streamed completion; idempotent."""
-    ex.observe = True
+    ex.observe_usage = True
     if ex.state.get(_ASKED) or not ex.upstream_path.endswith(_USAGE_PATHS):
         return
     ex.state[_ASKED] = True

@@ -147,13 +147,62 @@ async def iter_body(
 ) -> AsyncIterator[bytes]:
     """The response body as it arrives, chunk by chunk.
 
-    Raises TimeoutError when no chunk arrives for `idle_timeout` seconds.
+    Raises TimeoutError when no chunk arrives for `idle_timeout` seconds. One timer per
+    body, not one per chunk: each chunk only notes the time, and the timer re-arms
+    itself for whatever is left of the gap when it fires early.
     """
     chunks = aiter(response.content.iter_any())
-    while True:
-        try:
-            async with asyncio.timeout(idle_timeout):
+    if idle_timeout is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    watch = IdleWatch(idle_timeout)
+    try:
+        while True:
+            watch.last = watch.loop.time()
+            watch.waiting = True
+            try:
                 chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        yield chunk
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if watch.expired and not watch.uncancel():
+                    raise TimeoutError(f"no data for {idle_timeout:g}s") from None
+                raise
+            watch.waiting = False  # a slow client is not a stalled upstream
+            yield chunk
+    finally:
+        watch.stop()
+
+
+class IdleWatch:
+    """Cancels the current task once it has waited `idle` seconds since `last`."""
+
+    def __init__(self, idle: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.idle = idle
+        self.last = self.loop.time()
+        self.expired = False
+        self.waiting = False
+        self.handle = self.loop.call_at(self.last + idle, self.fire)
+
+    def fire(self) -> None:
+        now = self.loop.time()
+        deadline = self.last + self.idle
+        if not self.waiting:
+            self.handle = self.loop.call_at(now + self.idle, self.fire)
+        elif now < deadline:
+            self.handle = self.loop.call_at(deadline, self.fire)
+        else:
+            self.expired = True
+            self.task.cancel()
+
+    def uncancel(self) -> int:
+        """Withdraw our own cancellation; what remains is someone else's."""
+        return self.task.uncancel()
+
+    def stop(self) -> None:
+        self.handle.cancel()

@@ -30,15 +30,22 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHAT = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
 STREAM = CHAT[:-1] + ',"stream":true}'
+KEYS = 500  # clients, each with its own forward key, as a gateway in front of a team sees
+# Per-client limits far above what a client sends here (so no 429), counted for every request.
 LIMITS = {
-    "REQ_RATE_LIMIT": "/v1/chat/completions=100000000/minute",
-    "TPM_LIMIT": "1000000000000/minute",
-    "GLOBAL_RATE_LIMIT": "100000000/minute",
+    "REQ_RATE_LIMIT": "/v1/chat/completions=100000/minute",
+    "TPM_LIMIT": "1000000000/minute",
 }
 VARIANTS: dict[str, dict[str, str]] = {
     "aifd": {},
     "aifd-limits": LIMITS,
     "aifd-limits-redis": {**LIMITS, "RATE_LIMIT_BACKEND": "redis://127.0.0.1:{redis}/0"},
+    "aifd-limits-global": {**LIMITS, "GLOBAL_RATE_LIMIT": "100000000/minute"},
+    "aifd-limits-global-swc": {
+        **LIMITS,
+        "GLOBAL_RATE_LIMIT": "100000000/minute",
+        "RATE_LIMIT_STRATEGY": "sliding-window-counter",
+    },
     "aifd-log": {"LOG_CHAT": "true"},
     "aifd-no-access-log": {"ACCESS_LOG": "false"},
 }
@@ -88,10 +95,13 @@ def cpu_seconds(pid: int) -> float:
 def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, float, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
-            'wrk.method = "POST"\n'
-            f"wrk.body = '{body}'\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            'wrk.headers["Authorization"] = "Bearer fk-bench"\n'
+            f"local body = '{body}'\n"
+            "local i = 0\n"
+            "request = function()\n"
+            f"  i = (i + 1) % {KEYS}\n"
+            "  return wrk.format('POST', nil, {['Content-Type'] = 'application/json',\n"
+            "    ['Authorization'] = 'Bearer fk-bench-' .. i}, body)\n"
+            "end\n"
         )
     out = subprocess.run(
         [
@@ -157,7 +167,7 @@ def main() -> None:
             env = {
                 "OPENAI_BASE_URL": upstream,
                 "OPENAI_API_KEY": "sk-bench",
-                "FORWARD_KEY": "fk-bench",
+                "FORWARD_KEY": ",".join(f"fk-bench-{i}" for i in range(KEYS)),
                 "LOG_DIR": str(workdir / variant),
             }
             env.update({k: v.format(redis=redis_port) for k, v in VARIANTS[variant].items()})

@@ -22,6 +22,7 @@ class UsageHook:
 
     async def before(self, ex: Exchange) -> None:
         ask_for_usage(ex)
+        ex.observe = True  # the whole reply, as the chat log asks for it
 
     async def after(self, ex: Exchange) -> None:
         self.seen.append((ex.json(), ex.outcome.usage, ex.outcome.reply))
