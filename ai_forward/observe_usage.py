@@ -2,7 +2,7 @@
 
 Token limits and usage accounting need only the `usage` object, which OpenAI-format
 streams carry in their last event. Rather than decode every event (what the chat
-log's full reassembly does), this scans each chunk for `"usage"` in C and decodes
+log's full reassembly does), this scans each chunk for a usage object in C and decodes
 only the events that hold it. For upstreams that report no usage, the generated
 text is measured too, by one regular expression over the bytes (no JSON decoding).
 """
@@ -17,6 +17,7 @@ import orjson
 
 from .observe import ResponseObserver
 from .sse import SSEDecoder
+from .stream_usage import has_usage
 
 MAX_CARRY = 1024 * 1024
 # Generated text in OpenAI chunks: content, reasoning, completions' text, tool arguments.
@@ -46,12 +47,16 @@ class UsageObserver:
             return
         whole, self._carry = (region, b"") if end < 0 else (region[: end + 2], region[end + 2 :])
         self.chars += sum(map(len, _GENERATED.findall(whole)))
-        if b'"usage"' in whole:
+        if has_usage(whole):
             self._read_usage(whole)
 
     def _read_usage(self, events: bytes) -> None:
-        for _, data in SSEDecoder().feed(events + b"\n\n"):
-            if b'"usage"' not in data:
+        if b"\r" in events:
+            datas = [data for _, data in SSEDecoder().feed(events + b"\n\n")]
+        else:
+            datas = [event.partition(b"data:")[2] for event in events.split(b"\n\n")]
+        for data in datas:
+            if not has_usage(data):
                 continue
             try:
                 payload = orjson.loads(data)

@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 from .exchange import Exchange
-from .sse import SSEDecoder
 
 _USAGE_PATHS = ("/chat/completions", "/completions")
 _ASKED = "stream_usage.asked"
@@ -41,44 +40,46 @@ def ask_for_usage(ex: Exchange) -> None:
 
 async def drop_usage_chunk(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Pass SSE bytes through, minus events that carry only usage (no choices)."""
-    decoder = SSEDecoder()
-    pending = bytearray()
+    carry = b""
     async for chunk in chunks:
-        # The common case: whole ordinary events, nothing buffered; pass them as they are.
-        # An event cut across chunks is caught by the buffered path below.
-        if b'"usage"' not in chunk and not pending and chunk.endswith(b"\n\n"):
+        # The common case: whole events, none with usage; they pass as they are. (OpenAI
+        # sends `"usage":null` in every chunk once asked: that is not usage.)
+        if not carry and chunk.endswith(b"\n\n") and not has_usage(chunk):
             yield chunk
             continue
-        pending += chunk
-        out = bytearray()
-        while True:
-            end = pending.find(b"\n\n")
-            if end < 0:
-                break
-            event = bytes(pending[: end + 2])
-            del pending[: end + 2]
-            if not is_usage_only(decoder, event):
-                out += event
-        if len(pending) > _MAX_PENDING:  # not SSE as we know it: stop looking, pass it on
-            out += pending
-            pending.clear()
-        if out:
-            yield bytes(out)
-    if pending:
-        yield bytes(pending)
+        data = carry + chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            carry = b"" if len(data) > _MAX_PENDING else data  # not SSE as we know it
+            if not carry:
+                yield data
+            continue
+        whole, carry = data[: end + 2], data[end + 2 :]
+        if has_usage(whole):
+            events = whole[:-2].split(b"\n\n")
+            whole = b"".join(event + b"\n\n" for event in events if not is_usage_only(event))
+        if whole:
+            yield whole
+    if carry:
+        yield carry
 
 
-def is_usage_only(decoder: SSEDecoder, event: bytes) -> bool:
-    if b'"usage"' not in event:
+def has_usage(data: bytes) -> bool:
+    """Whether `data` may hold a usage object (not `"usage":null`)."""
+    return b'"usage":{' in data or b'"usage": {' in data
+
+
+def is_usage_only(event: bytes) -> bool:
+    """Whether one SSE event (without its blank line) is a usage-only chunk."""
+    if not has_usage(event):
         return False
-    for _, data in decoder.feed(event):
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return False
-        return (
-            isinstance(payload, dict)
-            and not payload.get("choices")
-            and isinstance(payload.get("usage"), dict)
-        )
-    return False
+    lines = [line[5:].strip() for line in event.splitlines() if line.startswith(b"data:")]
+    try:
+        payload = orjson.loads(b"\n".join(lines))
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(payload, dict)
+        and not payload.get("choices")
+        and isinstance(payload.get("usage"), dict)
+    )

@@ -35,3 +35,9 @@ def test_usage_only_event_is_dropped_wherever_chunks_are_cut(cut: int) -> None:
 def test_events_with_choices_and_usage_are_kept() -> None:
     both = b'data: {"choices":[{"index":0,"delta":{}}],"usage":{"total_tokens":1}}\n\n'
     assert collect([TEXT, both, DONE]) == TEXT + both + DONE
+
+
+def test_usage_null_in_every_chunk_is_not_usage() -> None:
+    # OpenAI puts "usage":null in every chunk once include_usage is on; they all stay.
+    text = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
+    assert collect([text, text, USAGE, DONE]) == text + text + DONE
