@@ -17,8 +17,6 @@ from tests.integration_fakes import (
     access_lines,
     all_features,
     fails_first,
-    loguru_lines,
-    providers,
     post,
     remaining,
 )
