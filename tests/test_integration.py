@@ -167,3 +167,17 @@ def test_an_issued_keys_own_limits_replace_the_per_client_ones(
         assert secret not in output
     for record in read_records(tmp_path / "logs"):
         assert key not in str(record) and other not in str(record)
+
+
+def test_the_model_list_of_an_issued_key_shows_only_its_models(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: Factory, tmp_path: Path
+) -> None:
+    upstream.handler = providers.handler  # the OpenAI route lists gpt-4o
+    proxy = proxy_factory(**all_features(upstream, providers, tmp_path))
+    key = create(proxy.url, "yan", models=["gpt-4o*", "claude-sonnet-*"])
+    listed = sdk(proxy.url, key).models.list()
+    assert [m.id for m in listed.data] == ["gpt-4o", "claude-sonnet-4-5"]
+    everything = [m.id for m in sdk(proxy.url, create(proxy.url, "zoe")).models.list().data]
+    assert everything[:3] == ["gpt-4o", "claude-opus-4-1", "claude-sonnet-4-5"]
+    assert "gemini-2.0-flash" in everything
+    assert [m.id for m in sdk(proxy.url, "fk-test").models.list().data] == everything
