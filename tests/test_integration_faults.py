@@ -74,7 +74,8 @@ def test_a_stream_cut_by_the_upstream_counts_what_was_received(
     upstream.handler = providers.handler = cut_streams(cut_after=6)
     proxy = proxy_factory(**all_features(upstream, providers, tmp_path))
     model = MODELS[provider]
-    cut = stream_text(proxy, "fk-test", model)
+    key = create(proxy.url, "cal")
+    cut = stream_text(proxy, key, model)
     assert cut.status_code == 200
     assert "upstream connection broke" in cut.text
     assert "data: [DONE]" not in cut.text
@@ -90,8 +91,11 @@ def test_a_stream_cut_by_the_upstream_counts_what_was_received(
         body = {"model": model, "messages": HI, "stream": True}
         counted = prompt_tokens(body) + reply_tokens(record["reply"])
     assert counted > 0
-    after = stream_text(proxy, "fk-test", model)  # same estimate, and cut again
+    after = stream_text(proxy, key, model)  # same estimate, and cut again
     assert remaining(cut, "tokens") - remaining(after, "tokens") == counted
+    # the user's usage counts the same
+    usage = admin(proxy.url).get("/admin/usage", params={"user": "cal"}).json()["totals"]["cal"]
+    assert (usage["requests"], usage["total_tokens"]) == (2, 2 * counted)
     assert not [line for line in loguru_lines if "after-hook" in line or "Traceback" in line]
 
     served = post(proxy.url, "fk-test", model=model)
@@ -138,9 +142,13 @@ def test_a_client_hanging_up_mid_stream_is_felt_upstream_and_recorded(
     assert not [line for line in loguru_lines if "after-hook" in line or "Traceback" in line]
 
     reply = sdk(proxy.url, key).chat.completions.create(model=model, messages=HI)
-    assert reply.choices[0].message.content
-    usage = admin(proxy.url).get("/admin/usage", params={"user": "wes"}).json()
-    assert usage["totals"]["wes"]["requests"] == 2
+    assert reply.choices[0].message.content and reply.usage is not None
+    usage = admin(proxy.url).get("/admin/usage", params={"user": "wes"}).json()["totals"]["wes"]
+    assert usage["requests"] == 2
+    # what came before the hang-up counts too
+    left = prompt_tokens({"model": model, "messages": HI, "stream": True})
+    left += reply_tokens(record["reply"])
+    assert usage["total_tokens"] == reply.usage.total_tokens + left
 
 
 def secrets_mix(url: str, upstream: FakeUpstream, providers: FakeUpstream) -> list[httpx.Response]:
