@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -238,3 +239,31 @@ def test_no_secret_leaks_from_aifd_run(
     texts = [output, all_log_bytes(tmp_path / "logs").decode()]
     texts += [str(a.headers) + a.text for a in answers]
     assert_secret_free(texts, (*SECRETS, key, key[-16:]))
+
+
+def test_sigterm_mid_stream_finishes_it_then_writes_its_record_and_usage(
+    upstream: FakeUpstream, providers: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.handler = providers.handler = cut_streams(cut_after=1000, delay=0.05)  # ~2 s
+    settings = all_features(upstream, providers, tmp_path, SHUTDOWN_GRACE=10)
+    with aifd_instance({k: str(v) for k, v in settings.items()}, tmp_path) as (url, proc):
+        token = {"authorization": f"Bearer {TOKEN}"}
+        key = httpx.post(url + "/admin/users", json={"name": "ola"}, headers=token).json()["key"]
+        with httpx.stream(
+            "POST",
+            url + CHAT,
+            json={"model": "gpt-4o-mini", "messages": HI, "stream": True},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=20,
+        ) as response:
+            lines = response.iter_lines()
+            assert next(lines).startswith("data: ")
+            proc.terminate()
+            rest = list(lines)
+        assert proc.wait(15) == 0
+    assert "data: [DONE]" in rest
+    record = wait_records(tmp_path / "logs", 1)[0]
+    assert (record["complete"], record["user"]) == (True, "ola")
+    with sqlite3.connect(tmp_path / "users.db") as db:
+        rows = list(db.execute("SELECT * FROM usage"))
+    assert len(rows) == 1 and "ola" in rows[0] and 1 in rows[0]
