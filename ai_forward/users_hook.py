@@ -21,6 +21,7 @@ from .auth import KeyRing
 from .errors import Forbidden, ServiceUnavailable, Unauthorized
 from .exchange import Exchange, Principal
 from .key_cache import KeyCache
+from .ratelimit_tokens import prompt_tokens, reply_tokens
 from .store import open_store
 from .usage import UsageWriter
 from .users import KEY_PREFIX, User, hash_key, iso
@@ -87,7 +88,20 @@ class UsersHook:
             return
         reply = ex.outcome.reply
         model = ex.state.get(_MODEL) or (reply.get("model") if reply else None) or "-"
-        self.usage.count(name, str(model), ex.outcome.usage)
+        self.usage.count(name, str(model), ex.outcome.usage or received(ex))
+
+
+def received(ex: Exchange) -> dict[str, int] | None:
+    """What a reply that reported no usage (a stream cut or left mid-way) still cost: a count
+    of the prompt and of the text that came, as the rate limiter counts it."""
+    outcome = ex.outcome
+    if not outcome.reply or outcome.status >= 400:
+        return None
+    body = ex.json()
+    return {
+        "prompt_tokens": prompt_tokens(body) if body else 0,
+        "completion_tokens": reply_tokens(outcome.reply),
+    }
 
 
 def check_allowed(user: User, ex: Exchange) -> None:

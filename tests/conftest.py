@@ -37,4 +37,5 @@ def proxy(upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]) -> 
     )
 
 
+from tests.integration_fakes import loguru_lines, providers  # noqa: E402, F401  (shared fixtures)
 from tests.redis_server import redis_session, redis_url  # noqa: E402, F401  (shared fixtures)

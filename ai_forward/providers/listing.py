@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from fnmatch import fnmatchcase
 from typing import Any
 
 import aiohttp
@@ -66,13 +67,23 @@ class ModelListing:
             lists = await asyncio.gather(*(fetch(upstream, r) for r in requests))
             seen: set[Any] = set()
             data: list[Any] = []
+            allowed = ex.principal.models if ex.principal else ()
             for entry in [m for found in lists for m in found] + self.local():
-                if isinstance(entry, dict) and entry.get("id") not in seen:
+                if not isinstance(entry, dict) or not may_use(allowed, entry.get("id")):
+                    continue
+                if entry.get("id") not in seen:
                     seen.add(entry.get("id"))
                     data.append(entry)
             return Reply.json(200, orjson.dumps({"object": "list", "data": data}))
 
         return dataclasses.replace(requests[0], compose=compose)
+
+
+def may_use(allowed: tuple[str, ...], model: Any) -> bool:
+    """Whether an issued key limited to `allowed` models (empty: all) may use `model`."""
+    if not allowed:
+        return True
+    return isinstance(model, str) and any(fnmatchcase(model, p) for p in allowed)
 
 
 async def fetch(upstream: Upstream, request: UpstreamRequest) -> list[Any]:
