@@ -25,9 +25,8 @@ from .ratelimit_store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
 from .ratelimit_stream import paced
 from .ratelimit_tokens import (
     estimate_request,
+    generated_tokens,
     prompt_tokens,
-    reply_tokens,
-    text_tokens,
     usage_tokens,
 )
 from .stream_usage import ask_for_usage
@@ -199,7 +198,7 @@ def tokens_used(ex: Exchange) -> int:
         return 0  # refused or never answered: the upstream charges nothing
     body = ex.json()
     # When only usage was observed, the relay measured the streamed text instead.
-    generated = reply_tokens(outcome.reply) or text_tokens(outcome.streamed_chars)
+    generated = generated_tokens(outcome.reply, outcome.streamed_chars)
     return (prompt_tokens(body) if body else 0) + generated
 
 

@@ -117,3 +117,8 @@ def delta_chars(chunk: dict[str, Any]) -> int:
             if isinstance(function, dict):
                 chars += len(function.get("arguments") or "") + len(function.get("name") or "")
     return chars
+
+
+def generated_tokens(reply: dict[str, Any] | None, streamed_chars: int) -> int:
+    """Tokens generated, counted locally: from the reassembled reply, else the streamed text."""
+    return reply_tokens(reply) or text_tokens(streamed_chars)

@@ -21,7 +21,7 @@ from .auth import KeyRing
 from .errors import Forbidden, ServiceUnavailable, Unauthorized
 from .exchange import Exchange, Principal
 from .key_cache import KeyCache
-from .ratelimit_tokens import prompt_tokens, reply_tokens
+from .ratelimit_tokens import generated_tokens, prompt_tokens
 from .store import open_store
 from .usage import UsageWriter
 from .users import KEY_PREFIX, User, hash_key, iso
@@ -95,12 +95,12 @@ def received(ex: Exchange) -> dict[str, int] | None:
     """What a reply that reported no usage (a stream cut or left mid-way) still cost: a count
     of the prompt and of the text that came, as the rate limiter counts it."""
     outcome = ex.outcome
-    if not outcome.reply or outcome.status >= 400:
+    if not (outcome.reply or outcome.streamed_chars) or outcome.status >= 400:
         return None
     body = ex.json()
     return {
         "prompt_tokens": prompt_tokens(body) if body else 0,
-        "completion_tokens": reply_tokens(outcome.reply),
+        "completion_tokens": generated_tokens(outcome.reply, outcome.streamed_chars),
     }
 
 
