@@ -10,6 +10,7 @@ none). Counters are keyed by a hash of the client's key, never the key itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -67,6 +68,12 @@ class LimitHook:
         self.settings = settings
         self.store = store
 
+    def deadline(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """A bound on storage calls over the network; memory counting cannot hang."""
+        if self.settings.shared:
+            return asyncio.timeout(STORAGE_TIMEOUT)
+        return contextlib.nullcontext()
+
     async def before(self, ex: Exchange) -> None:
         settings = self.settings
         if settings.pace and is_streamed(ex):
@@ -90,7 +97,7 @@ class LimitHook:
             ask_for_usage(ex)
         headers: Headers = []
         try:
-            async with asyncio.timeout(STORAGE_TIMEOUT):
+            async with self.deadline():
                 if requests:
                     headers += await self.count_requests(requests)
                 if tokens:
@@ -178,7 +185,7 @@ class LimitHook:
         used = tokens_used(ex)
         storage = self.store.storage
         try:
-            async with asyncio.timeout(STORAGE_TIMEOUT):
+            async with self.deadline():
                 for reservation in reserved:
                     delta = used - reservation.tokens
                     same_window = time.time() < reservation.window_end - _SETTLE_MARGIN

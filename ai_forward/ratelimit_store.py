@@ -31,7 +31,7 @@ FAIL_LOG_EVERY = 60.0
 # After a failure, requests follow the fail policy at once for this long before the
 # storage is tried again: a gone Redis must not cost every request the full timeout.
 RETRY_STORAGE_AFTER = 2.0
-SWEEP_EVERY = 1.0
+SWEEP_EVERY = 10.0  # seconds; a sweep hops to a thread once per moving-window key
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     StorageError,
     TimeoutError,
@@ -150,7 +150,7 @@ class LimitStore:
 
 
 class MemoryCounters(MemoryStorage):
-    """limits' memory storage, sweeping out expired entries at most once a second.
+    """limits' memory storage, sweeping out expired entries every SWEEP_EVERY seconds.
 
     As shipped, it starts a sweep (with a thread hop per moving-window key) after almost
     every hit, which costs more than the counting itself under load. Counting does not
