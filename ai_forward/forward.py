@@ -181,10 +181,9 @@ class Forwarder:
         completed = False
         try:
             content_type = response.headers.get("content-type", "")
-            stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout)
             observer = observer_for(content_type, ex.observe, ex.observe_usage)
-            if observer is not None:
-                stream = observer.tap(stream)
+            feed = observer.feed if observer is not None else None
+            stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout, feed)
             for body_filter in ex.body_filters:
                 stream = body_filter(stream)
             keep_length = not ex.body_filters

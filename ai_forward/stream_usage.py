@@ -8,6 +8,7 @@ the client receives, so the stream it gets is the one it asked for.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from .exchange import Exchange
 _USAGE_PATHS = ("/chat/completions", "/completions")
 _ASKED = "stream_usage.asked"
 _MAX_PENDING = 1024 * 1024
+_USAGE_OBJECT = re.compile(rb'"usage":\s*\{').search
 
 
 def ask_for_usage(ex: Exchange) -> None:
@@ -66,7 +68,7 @@ async def drop_usage_chunk(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]
 
 def has_usage(data: bytes) -> bool:
     """Whether `data` may hold a usage object (not `"usage":null`)."""
-    return b'"usage":{' in data or b'"usage": {' in data
+    return _USAGE_OBJECT(data) is not None
 
 
 def is_usage_only(event: bytes) -> bool:

@@ -143,9 +143,11 @@ class Upstream:
 
 
 async def iter_body(
-    response: UpstreamResponse, idle_timeout: float | None = None
+    response: UpstreamResponse,
+    idle_timeout: float | None = None,
+    feed: Callable[[bytes], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The response body as it arrives, chunk by chunk.
+    """The response body as it arrives, chunk by chunk; `feed` sees each chunk first.
 
     Raises TimeoutError when no chunk arrives for `idle_timeout` seconds. One timer per
     body, not one per chunk: each chunk only notes the time, and the timer re-arms
@@ -154,6 +156,8 @@ async def iter_body(
     chunks = aiter(response.content.iter_any())
     if idle_timeout is None:
         async for chunk in chunks:
+            if feed is not None:
+                feed(chunk)
             yield chunk
         return
     watch = IdleWatch(idle_timeout)
@@ -170,6 +174,8 @@ async def iter_body(
                     raise TimeoutError(f"no data for {idle_timeout:g}s") from None
                 raise
             watch.waiting = False  # a slow client is not a stalled upstream
+            if feed is not None:
+                feed(chunk)
             yield chunk
     finally:
         watch.stop()
