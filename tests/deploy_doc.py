@@ -107,31 +107,8 @@ def dotenv_blocks() -> list[dict[str, str]]:
     return parsed
 
 
-# Settings named by deploy.md and the deployment files that the features merged alongside
-# define (issues 3-7); SETTINGS lists them once those are merged, and this set can go.
-FEATURE_SETTINGS = frozenset(
-    {
-        "RATE_LIMIT_BACKEND",
-        "REQ_RATE_LIMIT_BACKEND",
-        "RATE_LIMIT_FAIL",
-        "TRUSTED_PROXIES",
-        "IP_WHITELIST",
-        "STORE_URL",
-        "ADMIN_TOKEN",
-        "LOG_CHAT",
-        "LOG_DIR",
-        "RETRIES",
-        "FIRST_BYTE_TIMEOUT",
-        "SHUTDOWN_GRACE",
-        "ANTHROPIC_API_KEY",
-        "GEMINI_API_KEY",
-        "AZURE_OPENAI_API_KEY",
-    }
-)
-
-
 def known_settings() -> frozenset[str]:
-    return frozenset(name for name, _, _ in SETTINGS) | FEATURE_SETTINGS
+    return frozenset(name for name, _, _ in SETTINGS)
 
 
 def require(tool: str, install: str) -> str:
