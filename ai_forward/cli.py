@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -129,7 +130,20 @@ def serve(settings: Settings, env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    cli(prog_name="aifd")
+    cli(args=compatible_args(sys.argv[1:]), prog_name="aifd")
+
+
+def compatible_args(args: list[str]) -> list[str]:
+    """openai-forward's `--log_chat=true` spelling, as a flag (`--log_chat=false`: dropped)."""
+    out: list[str] = []
+    for arg in args:
+        name, equals, value = arg.partition("=")
+        if equals and name in ("--log_chat", "--log-chat"):
+            if value.strip().lower() in ("1", "true", "yes", "on"):
+                out.append("--log-chat")
+            continue
+        out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

@@ -100,3 +100,15 @@ def test_help_documents_every_setting() -> None:
     assert result.returncode == 0
     for name, _, _ in SETTINGS:
         assert name in result.stdout
+
+
+def test_openai_forward_log_chat_spelling_is_accepted() -> None:
+    from ai_forward.cli import compatible_args
+
+    assert compatible_args(["run", "--log_chat=True", "--port=9"]) == [
+        "run",
+        "--log-chat",
+        "--port=9",
+    ]
+    assert compatible_args(["run", "--log_chat=false"]) == ["run"]
+    assert compatible_args(["run", "--log_chat"]) == ["run", "--log_chat"]
