@@ -67,13 +67,15 @@ def aifd_run(args: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[sub
     """`aifd run ARGS` with exactly `env`; terminated (SIGTERM) when the block ends."""
     # This checkout's code, whichever checkout `pip install -e` pointed at.
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    with serving([*AIFD, "run", *args], {"PYTHONPATH": path, **env}, cwd) as proc:
+        yield proc
+
+
+@contextmanager
+def serving(argv: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """A server process (output captured); SIGTERM, then SIGKILL after 20 s, at the end."""
     proc = subprocess.Popen(
-        [*AIFD, "run", *args],
-        env={"PYTHONPATH": path, **env},
-        cwd=cwd,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        argv, env=dict(env), cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         yield proc

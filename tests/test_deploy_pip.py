@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from openai import OpenAI
 
 from tests.deploy_doc import ROOT, command, dotenv_blocks, localize
 from tests.fakes import FakeUpstream, free_port
-from tests.processes import clean_env, wait_healthy
+from tests.processes import clean_env, serving, wait_healthy
 
 OFFLINE_PIP = " --no-index --no-build-isolation"
 
@@ -87,22 +84,6 @@ def system_files(installed: Installed) -> Path:
     unit.write_text(localize(unit.read_text(), installed.paths))
     Path(installed.paths["/var/lib/aifd"]).mkdir(parents=True)  # systemd's StateDirectory
     return unit
-
-
-@contextmanager
-def serving(argv: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        argv, env=dict(env), cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def unit_values(unit: Path, key: str) -> list[str]:

@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from tests.fakes import FakeUpstream, ProxyServer
-from tests.providers.fakes import env, providers_handler
-
-
-@pytest.fixture
-def providers() -> Iterator[FakeUpstream]:
-    """One fake answering as Anthropic, Gemini and Azure OpenAI (by path)."""
-    fake = FakeUpstream()
-    fake.handler = providers_handler
-    fake.start()
-    yield fake
-    fake.stop()
+from tests.providers.fakes import env
 
 
 @pytest.fixture
