@@ -21,8 +21,10 @@ from .stream_usage import has_usage
 
 MAX_CARRY = 1024 * 1024
 # Generated text in OpenAI chunks: content, reasoning, completions' text, tool arguments.
-_GENERATED = re.compile(
+# And, in the same pass, the start of a usage object (`"usage":null` is not one).
+_SCAN = re.compile(
     rb'"(?:content|reasoning_content|reasoning|refusal|text|arguments)":\s*"((?:[^"\\]|\\.)*)"'
+    rb'|("usage":\s*\{)'
 )
 
 
@@ -46,8 +48,11 @@ class UsageObserver:
             self._carry = region
             return
         whole, self._carry = (region, b"") if end < 0 else (region[: end + 2], region[end + 2 :])
-        self.chars += sum(map(len, _GENERATED.findall(whole)))
-        if has_usage(whole):
+        usage = False
+        for text, usage_object in _SCAN.findall(whole):  # one pass in C for both
+            self.chars += len(text)
+            usage = usage or bool(usage_object)
+        if usage:
             self._read_usage(whole)
 
     def _read_usage(self, events: bytes) -> None:

@@ -44,9 +44,10 @@ async def drop_usage_chunk(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]
     """Pass SSE bytes through, minus events that carry only usage (no choices)."""
     carry = b""
     async for chunk in chunks:
-        # The common case: whole events, none with usage; they pass as they are. (OpenAI
-        # sends `"usage":null` in every chunk once asked: that is not usage.)
-        if not carry and chunk.endswith(b"\n\n") and not has_usage(chunk):
+        # The common case: whole events, none usage-only; they pass as they are. (OpenAI
+        # sends `"usage":null` in every chunk once asked; the usage-only chunk, last, has
+        # no choices: plain substring tests find it faster than any parsing.)
+        if not carry and chunk.endswith(b"\n\n") and not may_be_usage_only(chunk):
             yield chunk
             continue
         data = carry + chunk
@@ -64,6 +65,12 @@ async def drop_usage_chunk(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]
             yield whole
     if carry:
         yield carry
+
+
+def may_be_usage_only(data: bytes) -> bool:
+    return (b'"choices":[]' in data or b'"choices": []' in data or b'"choices"' not in data) and (
+        has_usage(data)
+    )
 
 
 def has_usage(data: bytes) -> bool:
