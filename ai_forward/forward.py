@@ -179,6 +179,7 @@ class Forwarder:
         response = await (self.retrier(ex, attempt) if self.retrier else attempt())
         ex.outcome.status = response.status
         completed = False
+        observer = None
         try:
             content_type = response.headers.get("content-type", "")
             observer = observer_for(content_type, ex.observe, ex.observe_usage)
