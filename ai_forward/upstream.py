@@ -112,7 +112,7 @@ class Upstream:
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
         try:
             # Translating a non-streamed answer reads its body: that counts as the first byte.
-            async with asyncio.timeout(self.first_byte_timeout):
+            with Deadline(self.first_byte_timeout):
                 response = await self._session.request(
                     request.method,
                     URL(request.url, encoded=True),
@@ -179,6 +179,41 @@ async def iter_body(
             yield chunk
     finally:
         watch.stop()
+
+
+class Deadline:
+    """`asyncio.timeout` for one await on the hot path, at a third of its cost.
+
+    Raises TimeoutError from the `with` block when `seconds` (None: never) run out.
+    """
+
+    __slots__ = ("expired", "handle", "task")
+
+    def __init__(self, seconds: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.expired = False
+        self.handle = None if seconds is None else loop.call_at(loop.time() + seconds, self.fire)
+
+    def fire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        if exc_type is asyncio.CancelledError and self.expired and not self.task.uncancel():
+            raise TimeoutError from None
 
 
 class IdleWatch:
