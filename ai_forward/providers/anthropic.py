@@ -18,9 +18,9 @@ from .base import (
     check_params,
     completion,
     data_url,
-    loads_object,
     stop_list,
     text_of,
+    translate_events,
     unsupported,
     usage,
 )
@@ -261,12 +261,7 @@ class AnthropicStream:
         self.done = False
 
     def feed(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        for _, data in self.decoder.feed(chunk):
-            event = loads_object(data)
-            if event is not None:
-                out += self.event(event)
-        return bytes(out)
+        return translate_events(self.decoder.feed(chunk), self.event)
 
     def event(self, event: JSON) -> bytes:
         kind = event.get("type")
@@ -320,11 +315,7 @@ class AnthropicStream:
         return b""
 
     def close(self) -> bytes:
-        out = bytearray()
-        for _, data in self.decoder.flush():
-            event = loads_object(data)
-            if event is not None:
-                out += self.event(event)
+        out = bytearray(translate_events(self.decoder.flush(), self.event))
         if not self.done:
             self.done = True
             out += self.writer.error(NAME, "the stream ended before message_stop", "stream_broken")

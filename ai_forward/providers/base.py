@@ -8,7 +8,7 @@ a whole body, a stream fed chunk by chunk, or an error.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -238,6 +238,18 @@ class ChunkWriter:
     def error(provider: str, message: str, code: str = "upstream_error") -> bytes:
         error = {"message": f"{provider}: {message}", "type": "upstream_error", "code": code}
         return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+
+
+def translate_events(
+    events: Iterable[tuple[bytes | None, bytes]], translate: Callable[[JSON], bytes]
+) -> bytes:
+    """Each decoded SSE event that is a JSON object, through `translate`, joined."""
+    out = bytearray()
+    for _, data in events:
+        event = loads_object(data)
+        if event is not None:
+            out += translate(event)
+    return bytes(out)
 
 
 def loads_object(data: bytes) -> JSON | None:

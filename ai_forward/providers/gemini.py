@@ -22,6 +22,7 @@ from .base import (
     loads_object,
     stop_list,
     text_of,
+    translate_events,
     unsupported,
     usage,
 )
@@ -277,12 +278,7 @@ class GeminiStream:
         self.failed = False
 
     def feed(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        for _, data in self.decoder.feed(chunk):
-            event = loads_object(data)
-            if event is not None:
-                out += self.event(event)
-        return bytes(out)
+        return translate_events(self.decoder.feed(chunk), self.event)
 
     def event(self, event: JSON) -> bytes:
         w = self.writer
@@ -313,9 +309,5 @@ class GeminiStream:
         return bytes(out)
 
     def close(self) -> bytes:
-        out = bytearray()
-        for _, data in self.decoder.flush():
-            event = loads_object(data)
-            if event is not None:
-                out += self.event(event)
+        out = bytearray(translate_events(self.decoder.flush(), self.event))
         return bytes(out + self.writer.end())
