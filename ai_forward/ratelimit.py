@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from .clientip import ClientIPHook
 from .errors import RateLimited
 from .exchange import Exchange
-from .ratelimit_settings import LimitSettings
+from .ratelimit_settings import LimitRule, LimitSettings
 from .ratelimit_store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
 from .ratelimit_stream import paced
 from .ratelimit_tokens import (
@@ -109,29 +110,12 @@ class LimitHook:
 
     def limits_for(self, ex: Exchange) -> tuple[list[Limit], list[Limit]]:
         settings = self.settings
-        client = ex.client_id
-        requests: list[Limit] = []
-        tokens: list[Limit] = []
         principal = ex.principal
-        if principal is not None and principal.rpm is not None:
-            name = f"the requests per minute of user {principal.name}"
-            item = RateLimitItemPerMinute(principal.rpm)
-            requests.append(Limit(item, ("req", "user", principal.name), name))
-        else:
-            for rule in settings.requests:
-                if rule.matches(ex.path):
-                    name = f"REQ_RATE_LIMIT{on(rule.pattern)}, per client"
-                    requests += [Limit(i, ("req", rule.pattern, client), name) for i in rule.limits]
+        rpm = principal.rpm if principal else None
+        requests = client_limits(ex, "req", "REQ_RATE_LIMIT", rpm, settings.requests)
         requests += [Limit(i, ("global",), "GLOBAL_RATE_LIMIT") for i in settings.global_limits]
-        if principal is not None and principal.tpm is not None:
-            name = f"the tokens per minute of user {principal.name}"
-            item = RateLimitItemPerMinute(principal.tpm)
-            tokens.append(Limit(item, ("tpm", "user", principal.name), name))
-        else:
-            for rule in settings.tokens:
-                if rule.matches(ex.path):
-                    name = f"TPM_LIMIT{on(rule.pattern)}, per client"
-                    tokens += [Limit(i, ("tpm", rule.pattern, client), name) for i in rule.limits]
+        tpm = principal.tpm if principal else None
+        tokens = client_limits(ex, "tpm", "TPM_LIMIT", tpm, settings.tokens)
         return requests, tokens
 
     async def count_requests(self, limits: list[Limit]) -> Headers:
@@ -193,6 +177,24 @@ class LimitHook:
                         await storage.incr(reservation.key, reservation.expiry, amount=delta)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc, raise_closed=False)
+
+
+def client_limits(
+    ex: Exchange, kind: str, setting: str, per_user: int | None, rules: Sequence[LimitRule]
+) -> list[Limit]:
+    """The client's own limits of one kind: its issued user's per-minute figure, when it
+    has one, else the matching rules of the setting, counted per client key or IP."""
+    if ex.principal is not None and per_user is not None:
+        unit = "requests" if kind == "req" else "tokens"
+        name = f"the {unit} per minute of user {ex.principal.name}"
+        return [Limit(RateLimitItemPerMinute(per_user), (kind, "user", ex.principal.name), name)]
+    client = ex.client_id
+    return [
+        Limit(item, (kind, rule.pattern, client), f"{setting}{on(rule.pattern)}, per client")
+        for rule in rules
+        if rule.matches(ex.path)
+        for item in rule.limits
+    ]
 
 
 def tokens_used(ex: Exchange) -> int:
