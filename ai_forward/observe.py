@@ -6,7 +6,6 @@ usage accounting); when none does, bodies pass through without being parsed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -25,11 +24,6 @@ class ResponseObserver:
         self._json = bytearray()
         self._overflow = False
         self.assembler = ReplyAssembler()
-
-    async def tap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            self.feed(chunk)
-            yield chunk
 
     def feed(self, chunk: bytes) -> None:
         if self._decoder is not None:

@@ -10,7 +10,6 @@ text is measured too, by one regular expression over the bytes (no JSON decoding
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -34,11 +33,6 @@ class UsageObserver:
         self.usage: dict[str, Any] | None = None
         self.chars = 0
         self._carry = b""
-
-    async def tap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            self.feed(chunk)
-            yield chunk
 
     def feed(self, chunk: bytes) -> None:
         if not self._carry and chunk.endswith(b"\n\n"):
