@@ -16,19 +16,19 @@ from loguru import logger
 
 from . import __version__
 from .accesslog import AccessLog
-from .auth import KeyHook, KeyRing
-from .chatlog import install_chatlog
+from .chatlog.hook import install_chatlog
 from .cors import CORS
 from .exchange import Hook
 from .forward import Forwarder, Planner, Retrier, plan_passthrough
+from .keys import KeyHook, KeyRing
 from .providers.hook import install_providers
-from .ratelimit import install_limits
-from .retry import install_resilience
+from .ratelimit.hook import install_limits
+from .resilience.policy import install_resilience
 from .routing import RouteTable
 from .settings import Settings
 from .types import ASGIApp, Receive, Scope, Send
 from .upstream import Upstream
-from .users_hook import install_users
+from .users.hook import install_users
 
 GC_THRESHOLD = 20_000
 _HEALTH = orjson.dumps({"status": "ok", "version": __version__})

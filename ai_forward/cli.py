@@ -12,9 +12,9 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from .cli_users import users_cli
 from .settings import Settings, SettingsError, load_env
 from .settings_doc import settings_help
+from .users.cli import users_cli
 
 cli = typer.Typer(
     name="aifd",
@@ -88,8 +88,8 @@ def convert(
     until: Annotated[str | None, typer.Option(help="Only exchanges before then.")] = None,
 ) -> None:
     """Turn the chat logs into one JSON array of exchanges, oldest first."""
-    from .convert import ConvertError, summary
-    from .convert import convert as run_convert
+    from .chatlog.convert import ConvertError, summary
+    from .chatlog.convert import convert as run_convert
 
     try:
         result = run_convert(log_dir, output, route=route, since=since, until=until, console=_err)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .errors import Forbidden
 from .exchange import Exchange
-from .ratelimit_settings import IPNetwork, LimitSettings
+from .ratelimit.settings import IPNetwork, LimitSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from .auth import PresentedKey
+from .keys import PresentedKey
 from .settings import Route
 from .types import Headers, Scope
 

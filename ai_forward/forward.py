@@ -11,10 +11,10 @@ import aiohttp
 from loguru import logger
 
 from .accesslog import AccessLog
-from .auth import KEY_HEADERS, key_header
 from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
-from .observe_usage import UsageObserver, observer_for
+from .keys import KEY_HEADERS, key_header
+from .observe.usage import UsageObserver, observer_for
 from .routing import RouteTable
 from .sse import DONE, encode_event
 from .types import Headers, Message, Receive, Scope, Send

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .chatlog_settings import ChatLogSettings, read_chatlog_settings
+from .chatlog.settings import ChatLogSettings, read_chatlog_settings
 from .env import EnvReader, SettingsError, check_url
-from .provider_settings import ProviderSettings, read_provider_settings
-from .ratelimit_settings import LimitSettings, read_limit_settings
-from .retry_settings import ResilienceSettings, read_resilience_settings
-from .users_settings import UserSettings, read_user_settings
+from .providers.settings import ProviderSettings, read_provider_settings
+from .ratelimit.settings import LimitSettings, read_limit_settings
+from .resilience.settings import ResilienceSettings, read_resilience_settings
+from .users.settings import UserSettings, read_user_settings
 
 __all__ = ["EnvReader", "Route", "Settings", "SettingsError", "load_env"]
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from . import (
-    chatlog_settings,
-    provider_settings,
-    ratelimit_settings,
-    retry_settings,
-    users_settings,
-)
+from .chatlog import settings as chatlog_settings
+from .providers import settings as provider_settings
+from .ratelimit import settings as ratelimit_settings
+from .resilience import settings as retry_settings
+from .users import settings as users_settings
 
 CORE: tuple[tuple[str, str, str], ...] = (
     ("OPENAI_BASE_URL", "https://api.openai.com", "upstream of the main route"),

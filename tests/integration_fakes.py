@@ -14,7 +14,7 @@ from loguru import logger
 
 from tests.fakes import FakeUpstream, Recorded, json_response
 from tests.providers.fakes import env as providers_env
-from tests.users_fakes import TOKEN
+from tests.users.fakes import TOKEN
 
 SECRETS = ("sk-real-1", "sk-ant-1", "sk-ant-2", "AIza-1", "az-1", "fk-test", TOKEN)
 CHAT = "/v1/chat/completions"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chatlog_fakes import read_records, wait_records
+from tests.chatlog.fakes import read_records, wait_records
 from tests.fakes import FakeUpstream, ProxyServer
 from tests.integration_fakes import (
     CHAT,
@@ -21,7 +21,7 @@ from tests.integration_fakes import (
     remaining,
 )
 from tests.providers.fakes import data
-from tests.users_fakes import admin, create, sdk
+from tests.users.fakes import admin, create, sdk
 
 Factory = Callable[..., ProxyServer]
 

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from ai_forward.ratelimit_tokens import prompt_tokens, reply_tokens
-from tests.chatlog_fakes import all_log_bytes, read_records, wait_records
+from ai_forward.observe.tokens import prompt_tokens, reply_tokens
+from tests.chatlog.fakes import all_log_bytes, read_records, wait_records
 from tests.fakes import FakeUpstream, ProxyServer, Recorded, chunk, sse, stream_response
 from tests.integration_fakes import (
     CHAT,
@@ -29,7 +29,7 @@ from tests.integration_fakes import (
 )
 from tests.processes import aifd_instance
 from tests.providers.fakes import events, providers_handler
-from tests.users_fakes import TOKEN, admin, create, sdk
+from tests.users.fakes import TOKEN, admin, create, sdk
 
 Factory = Callable[..., ProxyServer]
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5"}

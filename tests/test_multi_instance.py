@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.chatlog_fakes import read_records
+from tests.chatlog.fakes import read_records
 from tests.fakes import FakeUpstream
 from tests.processes import aifd_instance
-from tests.users_fakes import TOKEN, admin, usage_handler
+from tests.users.fakes import TOKEN, admin, usage_handler
 
 LIMIT = 40
 SENT = 64

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..auth import KEY_HEADERS, KeyRing, key_header
 from ..errors import Forbidden
 from ..exchange import Exchange
 from ..forward import upstream_headers
-from ..provider_settings import AllowedHost
+from ..keys import KEY_HEADERS, KeyRing, key_header
 from ..upstream import UpstreamRequest
 from .router import OURS
+from .settings import AllowedHost
 
 HEADER = b"x-host-final"
 

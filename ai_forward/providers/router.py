@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ..attempts import KEY_RING
-from ..auth import KeyRing
 from ..errors import InvalidRequest, UnsupportedFeature
 from ..exchange import Exchange
-from ..provider_settings import AzureResource, ProviderSettings
+from ..keys import KeyRing
+from ..resilience.retrier import KEY_RING
 from ..settings import Route, Settings
 from ..upstream import UpstreamRequest
 from . import registry
 from .base import JSON, Endpoint, Provider
 from .openai import OpenAICompatible
 from .reply import translator
+from .settings import AzureResource, ProviderSettings
 
 # Client key kinds whose key is the gateway's to choose (never the client's own).
 OURS = ("forward", "open", "user")

@@ -9,7 +9,7 @@ import pytest
 
 from ai_forward.app import Gateway
 from ai_forward.exchange import Exchange
-from ai_forward.stream_usage import ask_for_usage
+from ai_forward.observe.stream_usage import ask_for_usage
 from tests.fakes import FakeUpstream, ProxyServer
 from tests.providers.fakes import HI, client, env
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from ai_forward.errors import UnsupportedFeature
-from ai_forward.observe import ReplyAssembler
+from ai_forward.observe.reply import ReplyAssembler
 from ai_forward.providers import registry
 from ai_forward.providers.base import Endpoint, translate_error
 from ai_forward.sse import SSEDecoder

@@ -1,0 +1,143 @@
+"""Chat records: what each exchange said, handed to a writer thread off the event loop.
+
+`ChatLogHook` runs last. Its `before` asks for the reply to be observed (and for
+usage in streams); its `after` builds one record from the request and the
+reassembled reply and queues it. Building a record copies no message text: the
+writer thread serialises the very objects the request was parsed into.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..observe import stream_usage
+from .writer import ChatLogWriter
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+    from ..exchange import Exchange
+
+# Path endings logged, in match order (chat before the plain completions it ends with).
+KINDS = (
+    ("/chat/completions", "chat"),
+    ("/completions", "completion"),
+    ("/embeddings", "embedding"),
+    ("/responses", "response"),
+)
+# Request fields that hold what was said; everything else is a parameter.
+CONTENT_FIELDS = ("messages", "prompt", "input", "instructions")
+# Parameter names whose values are credentials, wherever they are nested.
+SECRET_NAMES = frozenset(
+    {"authorization", "api_key", "api-key", "apikey", "x-api-key", "key", "token", "password"}
+)
+MIN_SECRET = 6
+DISCONNECTED = "client disconnected"
+_STATE = "chatlog.request"
+
+
+class ChatLogHook:
+    """Records chat, completion, embedding and responses exchanges."""
+
+    def __init__(self, writer: ChatLogWriter) -> None:
+        self.writer = writer
+
+    async def before(self, ex: Exchange) -> None:
+        kind = exchange_kind(ex)
+        if kind is None:
+            return
+        # The body as the client sent it, before usage is asked for on its behalf.
+        ex.state[_STATE] = (kind, ex.json(), time.time() - (time.monotonic() - ex.started))
+        ex.observe = True
+        stream_usage.ask_for_usage(ex)
+
+    async def after(self, ex: Exchange) -> None:
+        saved = ex.state.get(_STATE)
+        if saved is None:
+            return
+        kind, body, started = saved
+        record = build_record(ex, kind, body, started)
+        secrets = tuple(
+            s for s in (ex.key.value if ex.key else None, ex.real_key) if s and len(s) >= MIN_SECRET
+        )
+        self.writer.submit(ex.route.name, record, secrets)
+
+
+def exchange_kind(ex: Exchange) -> str | None:
+    if ex.method != "POST":
+        return None
+    path = ex.upstream_path.rstrip("/")
+    for ending, kind in KINDS:
+        if path.endswith(ending):
+            return kind
+    return None
+
+
+def build_record(
+    ex: Exchange, kind: str, body: dict[str, Any] | None, started: float
+) -> dict[str, Any]:
+    """One exchange as a JSON-ready dict (see README, "Chat logs", for the fields)."""
+    outcome = ex.outcome
+    body = body or {}
+    params = {k: scrub(v) for k, v in body.items() if k not in CONTENT_FIELDS}
+    params = {k: ("[redacted]" if k.lower() in SECRET_NAMES else v) for k, v in params.items()}
+    record: dict[str, Any] = {
+        "time": datetime.fromtimestamp(started, UTC).isoformat(timespec="microseconds"),
+        "route": ex.route.name,
+        "path": ex.path,
+        "kind": kind,
+        "client_ip": ex.client_ip,
+        "key": ex.key.fingerprint if ex.key else None,
+        "user": ex.principal.name if ex.principal else None,
+        "model": body.get("model") if isinstance(body.get("model"), str) else None,
+        "params": params,
+    }
+    for name in CONTENT_FIELDS:
+        if name in body:
+            record[name] = body[name]
+    complete = outcome.complete and outcome.error is None
+    error = outcome.error
+    if not complete and error == DISCONNECTED and reply_finished(outcome.reply):
+        # SDKs close the connection as soon as they read `[DONE]`: nothing was lost.
+        complete, error = True, None
+    record.update(
+        reply=outcome.reply,
+        usage=outcome.usage,
+        status=outcome.status,
+        complete=complete,
+        error=error,
+        duration_ms=round((outcome.ended - ex.started) * 1000, 1),
+        attempts=outcome.attempts,
+    )
+    return record
+
+
+def reply_finished(reply: dict[str, Any] | None) -> bool:
+    """Whether a reassembled reply says it ended (every choice has a finish reason)."""
+    if not reply or reply.get("error") is not None:
+        return False
+    if "choices" not in reply:
+        return reply.get("status") == "completed"
+    choices = reply["choices"]
+    return bool(choices) and all(c.get("finish_reason") for c in choices)
+
+
+def scrub(value: Any) -> Any:
+    """`value` with credential-named entries of nested dicts replaced (copies only dicts)."""
+    if isinstance(value, dict):
+        return {
+            k: "[redacted]" if str(k).lower() in SECRET_NAMES else scrub(v)
+            for k, v in value.items()
+        }
+    return value
+
+
+def install_chatlog(gateway: Gateway) -> None:
+    """Add this feature's hooks, resources and collaborators to `gateway`."""
+    settings = gateway.settings.chatlog
+    if not settings.enabled:
+        return
+    writer = ChatLogWriter(settings)
+    gateway.resources.append(writer)
+    gateway.hooks.append(ChatLogHook(writer))

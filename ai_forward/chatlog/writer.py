@@ -1,0 +1,291 @@
+"""The chat-log writer: a bounded queue drained by one thread into JSON Lines files.
+
+Requests only ever call `submit`, which never blocks: when the queue is full the
+record is dropped and counted. The thread serialises records and writes whole
+lines with one `write` per batch to an unbuffered file, so a `kill -9` loses at
+most what was still queued (well under a second) and leaves, at worst, one
+truncated last line. Each process writes its own files (the pid is in the
+name), so workers never interleave. Leaving the lifespan writes everything
+queued before returning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import orjson
+from loguru import logger
+
+from .settings import ChatLogSettings
+
+WARN_EVERY = 10.0
+CLEAN_EVERY = 3600.0
+BATCH = 512
+# Another worker may be writing a recently modified file: never delete those.
+ACTIVE_GRACE = 120.0
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record to write, and the secrets that must not appear in it."""
+
+    route: str
+    record: dict[str, Any]
+    secrets: tuple[str, ...] = ()
+
+
+class ChatLogWriter:
+    """A lifespan resource: `async with writer:` starts the thread, leaving drains it."""
+
+    def __init__(self, settings: ChatLogSettings) -> None:
+        self.settings = settings
+        self._queue: queue.Queue[Entry | None] = queue.Queue(maxsize=settings.queue_size)
+        self._thread: threading.Thread | None = None
+        self._files: dict[str, RouteFile] = {}
+        self._last_warning = 0.0
+        self._last_clean = 0.0
+        self.dropped = 0
+        self.failed = 0
+        self.written = 0
+
+    def submit(self, route: str, record: dict[str, Any], secrets: tuple[str, ...] = ()) -> None:
+        """Queue `record` for writing; never blocks (drops and counts when full)."""
+        try:
+            self._queue.put_nowait(Entry(route, record, secrets))
+        except queue.Full:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_warning > WARN_EVERY:
+                self._last_warning = now
+                logger.warning(
+                    "chat log: queue full ({} records), {} records dropped so far; the disk "
+                    "is slower than the traffic: raise LOG_QUEUE_SIZE or use a faster disk",
+                    self.settings.queue_size,
+                    self.dropped,
+                )
+
+    async def __aenter__(self) -> ChatLogWriter:
+        await asyncio.to_thread(self._prepare)
+        self._thread = threading.Thread(target=self._run, name="aifd-chat-log", daemon=True)
+        self._thread.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread is None:
+            return
+        # Blocking put: the stop marker must come after every queued record.
+        await asyncio.to_thread(self._queue.put, None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+        if self.dropped or self.failed:
+            logger.warning(
+                "chat log: {} records written, {} dropped (queue full), {} lost (write errors)",
+                self.written,
+                self.dropped,
+                self.failed,
+            )
+
+    def _prepare(self) -> None:
+        directory = self.settings.chat_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe = directory / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise RuntimeError(
+                f"LOG_DIR={str(self.settings.directory)!r}: cannot write chat logs to "
+                f"{directory} ({exc.strerror or exc}); "
+                f"fix its permissions or set LOG_DIR to another folder"
+            ) from None
+        self._clean()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[Entry] = []
+            try:
+                item = self._queue.get(timeout=1.0)
+                while True:
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        break
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            try:
+                if batch:
+                    self._write(batch)
+                if time.monotonic() - self._last_clean > CLEAN_EVERY:
+                    self._clean()
+            except Exception:  # the thread must outlive any bug, or shutdown would wait on it
+                self.failed += len(batch)
+                logger.exception("chat log: writing a batch failed")
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
+
+    def _write(self, batch: list[Entry]) -> None:
+        lines: dict[str, list[bytes]] = {}
+        for entry in batch:
+            try:
+                line = encode(entry)
+            except (TypeError, ValueError) as exc:
+                self.failed += 1
+                logger.error("chat log: a record could not be encoded ({}); skipped", exc)
+                continue
+            lines.setdefault(entry.route, []).append(line)
+        for route, route_lines in lines.items():
+            handle = self._files.get(route)
+            if handle is None:
+                handle = self._files[route] = RouteFile(self.settings, route)
+            try:
+                rotated = handle.write(route_lines)
+                self.written += len(route_lines)
+            except OSError as exc:
+                self.failed += len(route_lines)
+                handle.close()
+                self._warn_failure(exc)
+                continue
+            if rotated:
+                self._clean()
+
+    def _warn_failure(self, exc: OSError) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > WARN_EVERY:
+            self._last_warning = now
+            logger.error(
+                "chat log: cannot write to {} ({}); {} records lost so far",
+                self.settings.chat_dir,
+                exc.strerror or exc,
+                self.failed,
+            )
+
+    def _clean(self) -> None:
+        self._last_clean = time.monotonic()
+        with contextlib.suppress(OSError):
+            remove_expired(self.settings, {h.path for h in self._files.values() if h.path})
+
+
+class RouteFile:
+    """The current file of one route in this process; rotates by size and by day."""
+
+    def __init__(self, settings: ChatLogSettings, route: str) -> None:
+        self.settings = settings
+        self.directory = settings.chat_dir / (_SAFE_NAME.sub("_", route).strip("._") or "route")
+        self.path: Path | None = None
+        self._file: BinaryIO | None = None
+        self._size = 0
+        self._day = ""
+        self._serial = 1
+
+    def write(self, lines: list[bytes]) -> bool:
+        """Append whole lines, one `write` per file; True if a file was started."""
+        rotated = False
+        pending: list[bytes] = []
+        pending_size = 0
+        for line in lines:
+            if self._file is None or self._due(pending_size, len(line)):
+                self._flush(pending)
+                pending, pending_size = [], 0
+                self._open()
+                rotated = True
+            pending.append(line)
+            pending_size += len(line)
+        self._flush(pending)
+        return rotated
+
+    def _due(self, pending: int, incoming: int) -> bool:
+        if self.settings.rotate_daily and today() != self._day:
+            return True
+        used = self._size + pending
+        limit = self.settings.rotate_size
+        return bool(limit) and used > 0 and used + incoming > limit
+
+    def _flush(self, lines: list[bytes]) -> None:
+        if lines and self._file is not None:
+            data = b"".join(lines)
+            self._file.write(data)
+            self._size += len(data)
+
+    def _open(self) -> None:
+        self.close()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        stamp = now.strftime("%Y-%m-%dT%H%M%S")
+        base = f"chat-{stamp}-p{os.getpid()}"
+        path = self.directory / f"{base}-{self._serial:03d}.jsonl"
+        while path.exists():  # names sort in the order the files were started
+            self._serial += 1
+            path = self.directory / f"{base}-{self._serial:03d}.jsonl"
+        self._serial += 1
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115  (kept open across batches)
+        self.path = path
+        self._size = 0
+        self._day = now.strftime("%Y-%m-%d")
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+
+def today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def encode(entry: Entry) -> bytes:
+    """One JSON line, with any secret replaced (a key pasted into a message included)."""
+    line = orjson.dumps(entry.record)
+    for secret in entry.secrets:
+        encoded = secret.encode()
+        if encoded in line:
+            line = line.replace(encoded, b"[redacted]")
+    return line + b"\n"
+
+
+def remove_expired(settings: ChatLogSettings, keep: set[Path]) -> int:
+    """Apply LOG_RETENTION to every route folder; returns how many files were deleted."""
+    days, count = settings.retention_days, settings.retention_files
+    if days is None and count is None:
+        return 0
+    now = time.time()
+    removed = 0
+    for folder in (p for p in settings.chat_dir.iterdir() if p.is_dir()):
+        files = sorted(
+            ((f.stat().st_mtime, f) for f in folder.glob("*.jsonl") if f not in keep),
+            reverse=True,
+        )
+        if count is not None:
+            # Files of this process that are open count among the newest ones kept.
+            kept = count - sum(1 for path in keep if path.parent == folder)
+            expired = [f for mtime, f in files[max(kept, 0) :] if now - mtime > ACTIVE_GRACE]
+        else:
+            assert days is not None
+            expired = [f for mtime, f in files if now - mtime > days * 86400]
+        for path in expired:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed

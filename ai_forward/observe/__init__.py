@@ -1,0 +1,1 @@
+"""What a reply said and used: reply reassembly, usage in streams and token counts."""

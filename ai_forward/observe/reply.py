@@ -1,0 +1,187 @@
+"""Reads an OpenAI-format response as it passes and reassembles what it said.
+
+Used by features that need the usage or the reply (token limits, chat logs,
+usage accounting); when none does, bodies pass through without being parsed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..sse import SSEDecoder
+
+MAX_BUFFERED_JSON = 32 * 1024 * 1024
+
+
+class ResponseObserver:
+    """Feed it the body chunks; `result()` gives the reassembled reply and usage."""
+
+    def __init__(self, content_type: str) -> None:
+        self.streaming = content_type.startswith("text/event-stream")
+        self._decoder = SSEDecoder() if self.streaming else None
+        self._json = bytearray()
+        self._overflow = False
+        self.assembler = ReplyAssembler()
+
+    def feed(self, chunk: bytes) -> None:
+        if self._decoder is not None:
+            for _, data in self._decoder.feed(chunk):
+                self.assembler.add_event(data)
+        elif not self._overflow:
+            if len(self._json) + len(chunk) > MAX_BUFFERED_JSON:
+                self._overflow = True
+                self._json.clear()
+            else:
+                self._json += chunk
+
+    def result(self) -> dict[str, Any] | None:
+        """The reply in OpenAI's non-streamed shape, or None if unreadable."""
+        if self._decoder is not None:
+            for _, data in self._decoder.flush():
+                self.assembler.add_event(data)
+            return self.assembler.result()
+        if self._overflow or not self._json:
+            return None
+        try:
+            body = orjson.loads(self._json)
+        except orjson.JSONDecodeError:
+            return None
+        return strip_vectors(body) if isinstance(body, dict) else None
+
+
+def strip_vectors(body: dict[str, Any]) -> dict[str, Any]:
+    """Embedding responses without the vectors: they are large and say nothing about usage."""
+    if body.get("object") == "list" and isinstance(body.get("data"), list):
+        data = [
+            {k: v for k, v in item.items() if k != "embedding"}
+            for item in body["data"]
+            if isinstance(item, dict)
+        ]
+        return {**body, "data": data}
+    return body
+
+
+class ReplyAssembler:
+    """Joins `chat.completion.chunk` / `text_completion` deltas into one reply.
+
+    Every chunk counts, the first one too, and every choice index (`n > 1`).
+    Streamed Responses API events keep the latest full `response` they carry,
+    plus the output text deltas in case the stream ends before `response.completed`.
+    """
+
+    def __init__(self) -> None:
+        self.meta: dict[str, Any] = {}
+        self.choices: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, Any] | None = None
+        self.error: Any = None
+        self.done = False
+        self.events = 0
+        self.response: dict[str, Any] | None = None
+        self.response_text: list[str] = []
+
+    def add_event(self, data: bytes) -> None:
+        if data == b"[DONE]":
+            self.done = True
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(chunk, dict):
+            self.add_chunk(chunk)
+
+    def add_chunk(self, chunk: dict[str, Any]) -> None:
+        self.events += 1
+        if "error" in chunk and chunk["error"] is not None:
+            self.error = chunk["error"]
+            return
+        event_type = chunk.get("type")
+        if isinstance(event_type, str) and event_type.startswith("response."):
+            self._add_response_event(event_type, chunk)
+            return
+        for key in ("id", "object", "model", "created", "system_fingerprint", "service_tier"):
+            if key in chunk and key not in self.meta:
+                self.meta[key] = chunk[key]
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        object_type = chunk.get("object", "")
+        for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict):
+                self._add_choice(choice, object_type)
+
+    def _add_response_event(self, event_type: str, event: dict[str, Any]) -> None:
+        response = event.get("response")
+        if isinstance(response, dict):
+            self.response = response
+            if isinstance(response.get("usage"), dict):
+                self.usage = response["usage"]
+        if event_type == "response.output_text.delta" and isinstance(event.get("delta"), str):
+            self.response_text.append(event["delta"])
+
+    def _add_choice(self, choice: dict[str, Any], object_type: str) -> None:
+        index = choice.get("index", 0)
+        if not isinstance(index, int):
+            return
+        slot = self.choices.setdefault(index, {"index": index, "finish_reason": None})
+        if choice.get("finish_reason"):
+            slot["finish_reason"] = choice["finish_reason"]
+        if "text" in choice or object_type == "text_completion":
+            slot["text"] = slot.get("text", "") + (choice.get("text") or "")
+            return
+        delta = choice.get("delta") or choice.get("message") or {}
+        if not isinstance(delta, dict):
+            return
+        message = slot.setdefault("message", {"role": "assistant", "content": None})
+        if delta.get("role"):
+            message["role"] = delta["role"]
+        for field in ("content", "reasoning_content", "reasoning", "refusal"):
+            piece = delta.get(field)
+            if isinstance(piece, str):
+                message[field] = (message.get(field) or "") + piece
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                self._add_tool_call(message, call)
+        function_call = delta.get("function_call")
+        if isinstance(function_call, dict):
+            joined = message.setdefault("function_call", {"name": "", "arguments": ""})
+            joined["name"] += function_call.get("name") or ""
+            joined["arguments"] += function_call.get("arguments") or ""
+
+    @staticmethod
+    def _add_tool_call(message: dict[str, Any], call: dict[str, Any]) -> None:
+        calls: list[dict[str, Any]] = message.setdefault("tool_calls", [])
+        index = call.get("index")
+        if not isinstance(index, int) or index < 0 or index > 1024:
+            # Some servers omit the index: a new id starts a call, no id continues the last.
+            new = call.get("id") and (not calls or calls[-1]["id"] != call["id"])
+            index = len(calls) if new or not calls else len(calls) - 1
+        while len(calls) <= index:
+            calls.append(
+                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+        slot = calls[index]
+        if call.get("id"):
+            slot["id"] = call["id"]
+        if call.get("type"):
+            slot["type"] = call["type"]
+        function = call.get("function")
+        if isinstance(function, dict):
+            slot["function"]["name"] += function.get("name") or ""
+            slot["function"]["arguments"] += function.get("arguments") or ""
+
+    def result(self) -> dict[str, Any]:
+        if self.response is not None or self.response_text:
+            reply = dict(self.response or {})
+            if self.response_text:
+                reply.setdefault("output_text", "".join(self.response_text))
+        else:
+            reply = dict(self.meta)
+            if reply.get("object") == "chat.completion.chunk":
+                reply["object"] = "chat.completion"
+            reply["choices"] = [self.choices[i] for i in sorted(self.choices)]
+        reply["usage"] = self.usage
+        if self.error is not None:
+            reply["error"] = self.error
+        return reply

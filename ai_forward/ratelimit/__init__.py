@@ -1,0 +1,1 @@
+"""Rate limits: requests and tokens per client, user and gateway; stream pacing."""

@@ -1,0 +1,266 @@
+"""RPM and TPM limits on `limits` storage (issue 3).
+
+Per request, in order: the client's request limits (its issued-user limit when it has
+one, else REQ_RATE_LIMIT per key or IP), then GLOBAL_RATE_LIMIT, then a reservation of
+the tokens the request may use (TPM_LIMIT). When the reply ends, the reservation is
+settled against the usage the upstream reported (or a local count when it reported
+none). Counters are keyed by a hash of the client's key, never the key itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from limits import RateLimitItem, RateLimitItemPerMinute
+
+from ..clientip import ClientIPHook
+from ..errors import RateLimited
+from ..exchange import Exchange
+from ..observe.stream_usage import ask_for_usage
+from ..observe.tokens import (
+    estimate_request,
+    generated_tokens,
+    prompt_tokens,
+    usage_tokens,
+)
+from ..types import Headers
+from .pacing import paced
+from .settings import LimitRule, LimitSettings
+from .store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+_RESERVED = "ratelimit.reserved"
+_SETTLE_MARGIN = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limit as it applies to this request: what, whose counter, and how to name it."""
+
+    item: RateLimitItem
+    identifiers: tuple[str, ...]
+    name: str
+
+    def describe(self, unit: str) -> str:
+        period = self.item.get_expiry()
+        return f"{self.item.amount} {unit} per {duration(period)} ({self.name})"
+
+
+@dataclass(slots=True)
+class Reservation:
+    key: str
+    expiry: int
+    tokens: int
+    window_end: float
+
+
+class LimitHook:
+    """Counts requests and tokens; answers 429 with OpenAI's rate limit headers."""
+
+    def __init__(self, settings: LimitSettings, store: LimitStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    def deadline(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """A bound on storage calls over the network; memory counting cannot hang."""
+        if self.settings.shared:
+            return asyncio.timeout(STORAGE_TIMEOUT)
+        return contextlib.nullcontext()
+
+    async def before(self, ex: Exchange) -> None:
+        settings = self.settings
+        if settings.pace and is_streamed(ex):
+            rates = [
+                item.amount / item.get_expiry()
+                for rule in settings.pace
+                if rule.matches(ex.path)
+                for item in rule.limits
+            ]
+            if rates:
+                ex.body_filters.append(paced(min(rates)))
+        if not settings.counting:
+            return
+        requests, tokens = self.limits_for(ex)
+        if not (requests or tokens):
+            return
+        if not self.store.available:
+            self.store.failed(None)
+            return
+        if tokens:
+            ask_for_usage(ex)
+        headers: Headers = []
+        try:
+            async with self.deadline():
+                if requests:
+                    headers += await self.count_requests(requests)
+                if tokens:
+                    headers += await self.reserve_tokens(ex, tokens)
+        except STORAGE_ERRORS as exc:
+            self.store.failed(exc)
+            return
+        ex.response_headers.extend(headers)
+
+    def limits_for(self, ex: Exchange) -> tuple[list[Limit], list[Limit]]:
+        settings = self.settings
+        principal = ex.principal
+        rpm = principal.rpm if principal else None
+        requests = client_limits(ex, "req", "REQ_RATE_LIMIT", rpm, settings.requests)
+        requests += [Limit(i, ("global",), "GLOBAL_RATE_LIMIT") for i in settings.global_limits]
+        tpm = principal.tpm if principal else None
+        tokens = client_limits(ex, "tpm", "TPM_LIMIT", tpm, settings.tokens)
+        return requests, tokens
+
+    async def count_requests(self, limits: list[Limit]) -> Headers:
+        limiter = self.store.requests
+        for limit in limits:
+            if not await limiter.hit(limit.item, *limit.identifiers):
+                stats = await limiter.get_window_stats(limit.item, *limit.identifiers)
+                raise rejected(
+                    f"rate limit reached: {limit.describe('requests')}",
+                    limit.item.amount,
+                    stats.reset_time,
+                    "requests",
+                )
+        # The headers tell the client about its own limit (the first), as OpenAI's do.
+        first = limits[0]
+        stats = await limiter.get_window_stats(first.item, *first.identifiers)
+        return ratelimit_headers("requests", first.item.amount, stats.remaining, stats.reset_time)
+
+    async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
+        storage = self.store.storage
+        estimate = estimate_request(ex.json(), ex.upstream_path, len(ex.body))
+        reserved: list[Reservation] = ex.state.setdefault(_RESERVED, [])
+        tightest: tuple[int, float, int] | None = None
+        for limit in limits:
+            item = limit.item
+            key = item.key_for(*limit.identifiers)
+            expiry = item.get_expiry()
+            cost = min(estimate, item.amount)  # a request alone never exceeds a limit forever
+            count = await storage.incr(key, expiry, amount=cost)
+            window_end = await storage.get_expiry(key)
+            if count > item.amount or item.amount < 1:
+                await storage.incr(key, expiry, amount=-cost)
+                raise rejected(
+                    f"token rate limit reached: {limit.describe('tokens')}; this request "
+                    f"may use up to {estimate} tokens (prompt plus max_tokens)",
+                    item.amount,
+                    window_end,
+                    "tokens",
+                )
+            reserved.append(Reservation(key, expiry, cost, window_end))
+            remaining = item.amount - count
+            if tightest is None or remaining < tightest[0]:
+                tightest = (remaining, window_end, item.amount)
+        assert tightest is not None
+        return ratelimit_headers("tokens", tightest[2], tightest[0], tightest[1])
+
+    async def after(self, ex: Exchange) -> None:
+        reserved: list[Reservation] = ex.state.get(_RESERVED) or []
+        if not reserved or not self.store.available:
+            return
+        used = tokens_used(ex)
+        storage = self.store.storage
+        try:
+            async with self.deadline():
+                for reservation in reserved:
+                    delta = used - reservation.tokens
+                    same_window = time.time() < reservation.window_end - _SETTLE_MARGIN
+                    if delta > 0 or (delta < 0 and same_window):
+                        await storage.incr(reservation.key, reservation.expiry, amount=delta)
+        except STORAGE_ERRORS as exc:
+            self.store.failed(exc, raise_closed=False)
+
+
+def client_limits(
+    ex: Exchange, kind: str, setting: str, per_user: int | None, rules: Sequence[LimitRule]
+) -> list[Limit]:
+    """The client's own limits of one kind: its issued user's per-minute figure, when it
+    has one, else the matching rules of the setting, counted per client key or IP."""
+    if ex.principal is not None and per_user is not None:
+        unit = "requests" if kind == "req" else "tokens"
+        name = f"the {unit} per minute of user {ex.principal.name}"
+        return [Limit(RateLimitItemPerMinute(per_user), (kind, "user", ex.principal.name), name)]
+    client = ex.client_id
+    return [
+        Limit(item, (kind, rule.pattern, client), f"{setting}{on(rule.pattern)}, per client")
+        for rule in rules
+        if rule.matches(ex.path)
+        for item in rule.limits
+    ]
+
+
+def tokens_used(ex: Exchange) -> int:
+    """The tokens the exchange really used: reported usage, else a local count."""
+    outcome = ex.outcome
+    reported = usage_tokens(outcome.usage)
+    if reported is not None:
+        return reported
+    if outcome.status >= 400 or outcome.status == 0:
+        return 0  # refused or never answered: the upstream charges nothing
+    body = ex.json()
+    # When only usage was observed, the relay measured the streamed text instead.
+    generated = generated_tokens(outcome.reply, outcome.streamed_chars)
+    return (prompt_tokens(body) if body else 0) + generated
+
+
+def on(pattern: str) -> str:
+    return "" if pattern == "*" else f" for {pattern}"
+
+
+def is_streamed(ex: Exchange) -> bool:
+    if ex.method != "POST" or b'"stream"' not in ex.body:
+        return False
+    body = ex.json()
+    return body is not None and body.get("stream") is True
+
+
+def rejected(message: str, limit: int, reset_at: float, unit: str) -> RateLimited:
+    wait = max(reset_at - time.time(), 0.001)
+    headers = {
+        name.decode(): value.decode() for name, value in ratelimit_headers(unit, limit, 0, reset_at)
+    }
+    headers["retry-after"] = str(max(1, math.ceil(wait)))
+    headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+    return RateLimited(f"{message}; retry after {duration(wait)}", headers=headers)
+
+
+def ratelimit_headers(unit: str, limit: int, remaining: int, reset_at: float) -> Headers:
+    reset = max(reset_at - time.time(), 0.0)
+    return [
+        (f"x-ratelimit-limit-{unit}".encode(), str(limit).encode()),
+        (f"x-ratelimit-remaining-{unit}".encode(), str(max(remaining, 0)).encode()),
+        (f"x-ratelimit-reset-{unit}".encode(), duration(reset).encode()),
+    ]
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's style of duration: 20ms, 1.5s, 6m0s, 1h2m3s."""
+    if seconds < 1:
+        return f"{max(round(seconds * 1000), 0)}ms"
+    if seconds < 60:
+        return f"{round(seconds, 3):g}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{hours}h" if hours else "") + f"{minutes}m{secs}s"
+
+
+def install_limits(gateway: Gateway) -> None:
+    """IP lists first of all hooks; limits in their slot when any is configured."""
+    settings = gateway.settings.limits
+    if settings.ip_whitelist or settings.ip_blacklist or settings.trusted_proxies:
+        gateway.hooks.insert(0, ClientIPHook(settings))
+    if not (settings.counting or settings.pace):
+        return
+    store = LimitStore(settings, gateway.settings.workers)
+    if settings.counting:
+        gateway.resources.append(store)
+    gateway.hooks.append(LimitHook(settings, store))

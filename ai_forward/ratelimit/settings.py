@@ -1,0 +1,229 @@
+"""Rate limits (issue 3): RPM, TPM, stream pace, storage, IP lists."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from limits import RateLimitItem, parse_many
+
+from ..env import EnvReader, SettingsError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
+# openai-forward's names that limits no longer has, and what they mean now.
+_STRATEGY_ALIASES = {"fixed-window-elastic-expiry": "fixed-window"}
+_BACKEND_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+_LIMIT_FORM = "a limit such as 60/minute, 1000 per hour or 10/second;500/day"
+_RULES_FORM = (
+    "rules such as /v1/chat/completions=60/minute;/v1/embeddings=600/minute "
+    "(a rule without a path applies to every path), or openai-forward's JSON "
+    '{"/v1/chat/completions": "60/minute"}'
+)
+
+# (NAME, default, meaning): shown by `aifd run --help`; README and .env.example must name each.
+DOC: tuple[tuple[str, str, str], ...] = (
+    ("GLOBAL_RATE_LIMIT", "", "requests for the whole server, e.g. 1000/minute"),
+    ("REQ_RATE_LIMIT", "", "requests per client per path: /v1/chat/completions=60/minute;..."),
+    ("TPM_LIMIT", "", "tokens per client, e.g. 100000/minute, or per path like REQ_RATE_LIMIT"),
+    (
+        "TOKEN_RATE_LIMIT",
+        "",
+        "pace of each streamed reply in tokens: /v1/chat/completions=40/second",
+    ),
+    (
+        "RATE_LIMIT_STRATEGY",
+        "moving-window",
+        "fixed-window, moving-window or sliding-window-counter",
+    ),
+    (
+        "RATE_LIMIT_BACKEND",
+        "memory://",
+        "counter storage: memory:// or redis://host:6379/0 (shared)",
+    ),
+    ("REQ_RATE_LIMIT_BACKEND", "", "openai-forward's name for RATE_LIMIT_BACKEND"),
+    ("RATE_LIMIT_FAIL", "open", "when the storage is unreachable: open (serve) or closed (503)"),
+    ("IP_WHITELIST", "", "only these client IPs/CIDRs may call (403 for others)"),
+    ("IP_BLACKLIST", "", "these client IPs/CIDRs get 403"),
+    ("TRUSTED_PROXIES", "", "peers (IPs/CIDRs) whose X-Forwarded-For names the client"),
+)
+
+
+@dataclass(frozen=True)
+class LimitRule:
+    """Limits for the paths a pattern matches: `*` every path, `/p/*` a prefix, else exact."""
+
+    pattern: str
+    limits: tuple[RateLimitItem, ...]
+
+    def matches(self, path: str) -> bool:
+        if self.pattern == "*":
+            return True
+        if self.pattern.endswith("*"):
+            return path.startswith(self.pattern[:-1])
+        return path.rstrip("/") == self.pattern.rstrip("/")
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Validated at start-up; read-only afterwards."""
+
+    global_limits: tuple[RateLimitItem, ...] = ()
+    requests: tuple[LimitRule, ...] = ()
+    tokens: tuple[LimitRule, ...] = ()
+    pace: tuple[LimitRule, ...] = ()
+    strategy: str = "moving-window"
+    backend: str = "memory://"
+    fail_open: bool = True
+    ip_whitelist: tuple[IPNetwork, ...] = ()
+    ip_blacklist: tuple[IPNetwork, ...] = ()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+
+    @property
+    def counting(self) -> bool:
+        """Whether any limit needs the counter storage."""
+        return bool(self.global_limits or self.requests or self.tokens)
+
+    @property
+    def shared(self) -> bool:
+        return not self.backend.startswith("memory")
+
+
+def read_limit_settings(reader: EnvReader) -> LimitSettings:
+    strategy = reader.text("RATE_LIMIT_STRATEGY", "moving-window").lower()
+    strategy = _STRATEGY_ALIASES.get(strategy, strategy)
+    if strategy not in STRATEGIES:
+        raise SettingsError(
+            f"RATE_LIMIT_STRATEGY={strategy!r}: expected one of {', '.join(STRATEGIES)}"
+        )
+    fail = reader.text("RATE_LIMIT_FAIL", "open").lower()
+    if fail not in ("open", "closed"):
+        raise SettingsError(f"RATE_LIMIT_FAIL={fail!r}: expected open or closed")
+    global_text = reader.raw("GLOBAL_RATE_LIMIT")
+    return LimitSettings(
+        global_limits=(
+            parse_limits("GLOBAL_RATE_LIMIT", global_text)
+            if global_text and global_text.lower() != "inf"
+            else ()
+        ),
+        requests=parse_rules("REQ_RATE_LIMIT", reader.raw("REQ_RATE_LIMIT")),
+        tokens=parse_rules("TPM_LIMIT", reader.raw("TPM_LIMIT")),
+        pace=parse_rules("TOKEN_RATE_LIMIT", reader.raw("TOKEN_RATE_LIMIT")),
+        strategy=strategy,
+        backend=read_backend(reader),
+        fail_open=fail == "open",
+        ip_whitelist=parse_networks("IP_WHITELIST", reader.items("IP_WHITELIST")),
+        ip_blacklist=parse_networks("IP_BLACKLIST", reader.items("IP_BLACKLIST")),
+        trusted_proxies=parse_networks("TRUSTED_PROXIES", reader.items("TRUSTED_PROXIES")),
+    )
+
+
+def parse_limits(name: str, text: str) -> tuple[RateLimitItem, ...]:
+    try:
+        items = tuple(parse_many(text))
+    except ValueError:
+        items = ()
+    if not items or any(item.amount < 1 for item in items):
+        raise SettingsError(f"{name}={text!r}: expected {_LIMIT_FORM}")
+    return items
+
+
+def parse_rules(name: str, value: str | None) -> tuple[LimitRule, ...]:
+    """`path=limits;path=limits;limits`, or openai-forward's JSON forms of the same."""
+    if value is None:
+        return ()
+    pairs = _json_pairs(name, value) if value[:1] in "{[" else _text_pairs(value)
+    rules = []
+    for pattern, text in pairs:
+        if pattern != "*" and not pattern.startswith("/"):
+            raise SettingsError(
+                f"{name}={value!r}: {pattern!r} is not a path (start it with /); expected "
+                + _RULES_FORM
+            )
+        try:
+            rules.append(LimitRule(pattern, parse_limits(name, text)))
+        except SettingsError:
+            raise SettingsError(
+                f"{name}={value!r}: {text!r} is not a limit; expected {_RULES_FORM}, "
+                f"each limit being {_LIMIT_FORM}"
+            ) from None
+    return tuple(rules)
+
+
+def _text_pairs(value: str) -> list[tuple[str, str]]:
+    pairs = []
+    for entry in value.split(";"):
+        if not entry.strip():
+            continue
+        path, sep, text = entry.partition("=")
+        pairs.append((path.strip(), text.strip()) if sep else ("*", entry.strip()))
+    return pairs
+
+
+def _json_pairs(name: str, value: str) -> list[tuple[str, str]]:
+    try:
+        data: Any = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise SettingsError(f"{name}: not valid JSON; expected {_RULES_FORM}") from None
+    if isinstance(data, dict) and all(isinstance(v, str) for v in data.values()):
+        return [(str(k), v) for k, v in data.items()]
+    pairs = []
+    # openai-forward's list form: [{"route": "/v1/chat/completions", "value": [{"level": 0,
+    # "limit": "100/2minutes"}]}]; level 0 is the limit for everyone.
+    for entry in data if isinstance(data, list) else [None]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("route"), str):
+            raise SettingsError(f"{name}={value!r}: expected {_RULES_FORM}")
+        limit = entry.get("value")
+        if isinstance(limit, list):
+            levels = [
+                v.get("limit")
+                for v in limit
+                if isinstance(v, dict) and v.get("level", 0) in (0, "0")
+            ]
+            limit = levels[0] if levels else None
+        if not isinstance(limit, str):
+            raise SettingsError(
+                f"{name}: route {entry['route']!r} has no level-0 limit; expected {_RULES_FORM}"
+            )
+        pairs.append((entry["route"], limit))
+    return pairs
+
+
+def read_backend(reader: EnvReader) -> str:
+    ours, theirs = reader.raw("RATE_LIMIT_BACKEND"), reader.raw("REQ_RATE_LIMIT_BACKEND")
+    if ours and theirs and ours != theirs:
+        raise SettingsError(
+            "RATE_LIMIT_BACKEND and REQ_RATE_LIMIT_BACKEND are both set and differ: "
+            "set only RATE_LIMIT_BACKEND"
+        )
+    name = "RATE_LIMIT_BACKEND" if ours else "REQ_RATE_LIMIT_BACKEND"
+    value = ours or theirs or "memory://"
+    parts = urlsplit(value)
+    if parts.scheme not in _BACKEND_SCHEMES or (
+        parts.scheme.startswith("redis") and parts.scheme != "redis+unix" and not parts.hostname
+    ):
+        raise SettingsError(
+            f"{name}={value!r}: expected memory:// or a Redis URL such as redis://host:6379/0 "
+            f"(schemes: {', '.join(s + '://' for s in _BACKEND_SCHEMES)})"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise SettingsError(f"{name}={value!r}: the port is not a number") from None
+    return value
+
+
+def parse_networks(name: str, items: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {item!r} is not an IP address or CIDR such as 10.0.0.0/8 or ::1"
+            ) from None
+    return tuple(networks)

@@ -1,0 +1,1 @@
+"""Retries, key rotation on refusals and key cooldown around the upstream call."""

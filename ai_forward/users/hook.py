@@ -1,0 +1,153 @@
+"""Issued user keys checked on every request (issue 7).
+
+Runs right after KeyHook. A key that starts with ``aifd-`` and is not a forward
+key is an issued key: unknown or expired → 401, a route or model the user may
+not use → 403; otherwise the request goes upstream with the route's real key,
+and `ex.principal` carries the user's own limits for the rate limiter.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from ..errors import Forbidden, ServiceUnavailable, Unauthorized
+from ..exchange import Exchange, Principal
+from ..keys import KeyRing
+from ..observe import stream_usage
+from ..observe.tokens import generated_tokens, prompt_tokens
+from .admin import AdminAPI
+from .key_cache import KeyCache
+from .store import open_store
+from .usage import UsageWriter
+from .user import KEY_PREFIX, User, hash_key, iso
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+_NAME = "users.name"
+_FORM_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]{1,200})\r\n')
+_MODEL = "users.model"
+
+
+class UsersHook:
+    """Turns an issued key into a principal, or refuses it."""
+
+    def __init__(
+        self,
+        cache: KeyCache,
+        usage: UsageWriter,
+        rings: dict[str, KeyRing],
+        *,
+        refuse_keyless: bool = False,
+    ) -> None:
+        self.cache = cache
+        self.usage = usage
+        self.rings = rings
+        self.refuse_keyless = refuse_keyless
+
+    async def before(self, ex: Exchange) -> None:
+        key = ex.key
+        if key is None:
+            if self.refuse_keyless and ex.key_kind == "open":
+                raise Unauthorized(
+                    "this gateway issues keys: send yours as `Authorization: Bearer aifd-...`"
+                )
+            return
+        if ex.key_kind != "relay" or not key.value.startswith(KEY_PREFIX):
+            return
+        try:
+            user = await self.cache.user(hash_key(key.value))
+        except Exception as exc:
+            logger.warning("user store unreachable while checking a key: {}", exc)
+            raise ServiceUnavailable(
+                "the gateway cannot check issued keys right now (its user store is "
+                "unreachable); retry shortly"
+            ) from None
+        if user is None:
+            raise Unauthorized(
+                "this aifd- key is not valid: it was reset or deleted, or never issued here; "
+                "ask the gateway's administrator for a current key"
+            )
+        check_allowed(user, ex)
+        ex.key_kind = "user"
+        ring = self.rings.get(ex.route.prefix)
+        ex.real_key = ring.next() if ring else None
+        ex.principal = Principal(user.name, user.rpm, user.tpm, user.models, user.routes)
+        ex.state[_NAME] = user.name
+        ex.state[_MODEL] = requested_model(ex)
+        stream_usage.ask_for_usage(ex)
+
+    async def after(self, ex: Exchange) -> None:
+        name = ex.state.get(_NAME)
+        if name is None or not ex.response_started:
+            return
+        reply = ex.outcome.reply
+        model = ex.state.get(_MODEL) or (reply.get("model") if reply else None) or "-"
+        self.usage.count(name, str(model), ex.outcome.usage or received(ex))
+
+
+def received(ex: Exchange) -> dict[str, int] | None:
+    """What a reply that reported no usage (a stream cut or left mid-way) still cost: a count
+    of the prompt and of the text that came, as the rate limiter counts it."""
+    outcome = ex.outcome
+    if not (outcome.reply or outcome.streamed_chars) or outcome.status >= 400:
+        return None
+    body = ex.json()
+    return {
+        "prompt_tokens": prompt_tokens(body) if body else 0,
+        "completion_tokens": generated_tokens(outcome.reply, outcome.streamed_chars),
+    }
+
+
+def check_allowed(user: User, ex: Exchange) -> None:
+    if user.expired(time.time()):
+        raise Unauthorized(
+            f"this key expired at {iso(user.expires_at)}; ask the gateway's administrator "
+            f"to extend it",
+            code="key_expired",
+        )
+    if user.routes and ex.route.prefix not in user.routes:
+        raise Forbidden(
+            f"this key may not use the route {ex.route.prefix!r}; it may use: "
+            + ", ".join(user.routes),
+            code="route_not_allowed",
+        )
+    model = requested_model(ex)
+    if user.models and model:
+        for wanted in (m.strip() for m in model.split(",")):
+            if wanted and not any(fnmatchcase(wanted, allowed) for allowed in user.models):
+                raise Forbidden(
+                    f"this key may not use the model {wanted!r}; it may use: "
+                    + ", ".join(user.models),
+                    code="model_not_allowed",
+                    param="model",
+                )
+
+
+def requested_model(ex: Exchange) -> str | None:
+    """The `model` of a JSON body, or of a multipart form (audio, image uploads)."""
+    model = ex.model
+    content_type = ex.header(b"content-type") or b""
+    if model is None and content_type.startswith(b"multipart/form-data"):
+        found = _FORM_MODEL.search(ex.body)
+        model = found.group(1).decode("utf-8", "replace").strip() if found else None
+    return model
+
+
+def install_users(gateway: Gateway) -> None:
+    """Add this feature's hooks, resources and collaborators to `gateway`."""
+    settings = gateway.settings.users
+    store = open_store(settings.store_url)
+    cache = KeyCache(store, settings.key_cache_ttl)
+    usage = UsageWriter(store, settings.usage_flush_interval)
+    gateway.resources += [store, cache, usage]
+    refuse = settings.admin_token is not None and not gateway.settings.allow_open_access
+    gateway.hooks.append(UsersHook(cache, usage, gateway.rings, refuse_keyless=refuse))
+    if settings.admin_token is not None:
+        routes = tuple(route.prefix for route in gateway.settings.routes)
+        gateway.admin = AdminAPI(settings.admin_token, store, usage, routes)

@@ -1,0 +1,104 @@
+"""Reassembling streamed replies (observe.py) from the bytes as they arrive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from ai_forward.observe.reply import ResponseObserver
+from tests.fakes import chunk, sse
+
+
+def observe(events: list[bytes], cut: int | None = None) -> dict[str, Any] | None:
+    observer = ResponseObserver("text/event-stream; charset=utf-8")
+    stream = b"".join(events)
+    pieces = [stream] if cut is None else [stream[i : i + cut] for i in range(0, len(stream), cut)]
+    for piece in pieces:
+        observer.feed(piece)
+    return observer.result()
+
+
+@pytest.mark.parametrize("cut", [None, 1, 5, 33])
+def test_first_chunk_counts_wherever_bytes_are_cut(cut: int | None) -> None:
+    events = sse(chunk("Hi", role="assistant"), chunk(" there"), chunk(finish="stop"))
+    reply = observe(events, cut)
+    assert reply is not None
+    assert reply["choices"] == [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Hi there"},
+        }
+    ]
+
+
+def test_tool_calls_without_an_index_are_told_apart_by_id() -> None:
+    def call(**fields: Any) -> dict[str, Any]:
+        return chunk(tool_calls=[fields])
+
+    events = sse(
+        call(id="a", type="function", function={"name": "f", "arguments": '{"x"'}),
+        call(function={"arguments": ": 1}"}),
+        call(id="b", type="function", function={"name": "g", "arguments": "{}"}),
+        chunk(finish="tool_calls"),
+    )
+    reply = observe(events)
+    assert reply is not None
+    calls = reply["choices"][0]["message"]["tool_calls"]
+    assert [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        ("a", "f", '{"x": 1}'),
+        ("b", "g", "{}"),
+    ]
+
+
+def test_malformed_chunks_are_ignored_not_fatal() -> None:
+    odd: list[Any] = [
+        {"choices": [{"index": 0, "delta": "not a dict"}]},
+        {"choices": [{"index": "zero", "delta": {"content": "?"}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": ["nope", {"index": 0}]}}]},
+    ]
+    events = [b"data: {not json\n\n", *sse(*odd, chunk("ok", role="assistant"))]
+    reply = observe(events)
+    assert reply is not None
+    assert reply["choices"][0]["message"]["content"] == "ok"
+
+
+def test_error_event_is_kept() -> None:
+    events = sse(chunk("par"), {"error": {"message": "overloaded", "type": "server_error"}})
+    reply = observe(events)
+    assert reply is not None
+    assert reply["error"]["message"] == "overloaded"
+    assert reply["choices"][0]["message"]["content"] == "par"
+
+
+def test_responses_api_stream_keeps_the_final_response() -> None:
+    final = {"id": "resp_1", "status": "completed", "output": [], "usage": {"total_tokens": 9}}
+    events = [
+        b"event: response.created\ndata: "
+        + orjson.dumps({"type": "response.created", "response": {"id": "resp_1"}})
+        + b"\n\n",
+        b"event: response.output_text.delta\ndata: "
+        + orjson.dumps({"type": "response.output_text.delta", "delta": "Hel"})
+        + b"\n\n",
+        b"event: response.output_text.delta\ndata: "
+        + orjson.dumps({"type": "response.output_text.delta", "delta": "lo"})
+        + b"\n\n",
+        b"event: response.completed\ndata: "
+        + orjson.dumps({"type": "response.completed", "response": final})
+        + b"\n\n",
+    ]
+    reply = observe(events)
+    assert reply is not None
+    assert reply["id"] == "resp_1" and reply["status"] == "completed"
+    assert reply["output_text"] == "Hello"
+    assert reply["usage"] == {"total_tokens": 9}
+
+
+def test_non_streamed_reply_is_parsed_once_whole() -> None:
+    observer = ResponseObserver("application/json")
+    body = orjson.dumps({"id": "x", "choices": [], "usage": {"total_tokens": 1}})
+    for i in range(0, len(body), 4):
+        observer.feed(body[i : i + 4])
+    assert observer.result() == {"id": "x", "choices": [], "usage": {"total_tokens": 1}}

@@ -1,0 +1,54 @@
+"""Usage-only observation: the usage of a stream, however it is cut, without decoding it all."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ai_forward.observe.reply import ResponseObserver
+from ai_forward.observe.usage import UsageObserver, observer_for
+from tests.fakes import chunk
+
+USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
+
+
+def stream(separator: bytes = b"\n\n", spaced: bool = False) -> bytes:
+    events = [chunk(role="assistant", content=""), chunk("Hel"), chunk('lo "you"')]
+    events.append({"id": "c", "choices": [], "usage": USAGE})
+    dump = (lambda p: orjson.dumps(p).replace(b'":', b'": ')) if spaced else orjson.dumps
+    body = b"".join(b"data: " + dump(e) + separator for e in events)
+    return body + b"data: [DONE]" + separator
+
+
+def observe(body: bytes, cut: int) -> UsageObserver:
+    observer = UsageObserver()
+    for i in range(0, len(body), cut):
+        observer.feed(body[i : i + cut])
+    return observer
+
+
+@pytest.mark.parametrize("cut", [1, 5, 33, 100, 10_000])
+@pytest.mark.parametrize("separator", [b"\n\n", b"\r\n\r\n"])
+def test_usage_is_found_wherever_the_stream_is_cut(cut: int, separator: bytes) -> None:
+    observer = observe(stream(separator), cut)
+    assert observer.result() == {"usage": USAGE}
+    assert observer.chars == len('Hello \\"you\\"')
+
+
+def test_generated_text_is_measured_in_loosely_formatted_json_too() -> None:
+    observer = observe(stream(spaced=True), 7)
+    assert observer.chars == len('Hello \\"you\\"')
+
+
+def test_no_usage_reported_gives_no_usage_but_the_text_length() -> None:
+    body = b"".join(b"data: " + orjson.dumps(chunk(text)) + b"\n\n" for text in ("ab", "cd", "e"))
+    observer = observe(body, 16)
+    assert observer.result() is None
+    assert observer.chars == 5
+
+
+def test_full_reassembly_when_asked_and_for_plain_json() -> None:
+    assert isinstance(observer_for("text/event-stream", True, True), ResponseObserver)
+    assert isinstance(observer_for("application/json", False, True), ResponseObserver)
+    assert isinstance(observer_for("text/event-stream", False, True), UsageObserver)
+    assert observer_for("text/event-stream", False, False) is None
