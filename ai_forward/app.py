@@ -1,35 +1,56 @@
-"""create_app(settings): the ASGI application and the order of its hooks.
+"""create_app(settings): the ASGI application, and the one ordered list of its features.
 
-Hook order, written down once: keys → users → providers → limits → chat log;
-each `before` in this order, each `after` in reverse. Each feature plugs in
-through one `install_*(gateway)` call below, in that order.
+FEATURES below is the only place the order is written. Each feature returns its
+contribution (see `pipeline.py`); `fold` puts them together in that order:
+
+1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
+2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
+3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
+4. users        `users/`          issued keys → a user and its limits; `/admin`
+5. providers    `providers/`      model → provider; its planner wraps the passthrough one
+6. limits       `ratelimit/`      request and token limits, stream pacing
+7. chat log     `chatlog/`        records of each chat exchange
+
+Each hook's `before` runs in this order, each `after` in reverse; resources are
+entered in this order (after the upstream session and the access log).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 
 import orjson
 from loguru import logger
 
-from . import __version__
+from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
-from .chatlog.hook import install_chatlog
+from .chatlog import hook as chatlog
 from .cors import CORS
 from .exchange import Hook
-from .forward import Forwarder, Planner, Retrier, plan_passthrough
-from .keys import KeyHook, KeyRing
-from .providers.hook import install_providers
-from .ratelimit.hook import install_limits
-from .resilience.policy import install_resilience
+from .forward import Forwarder, plan_passthrough
+from .keys import KeyRing
+from .pipeline import Feature, Planner, Resource, Retrier, Shared
+from .providers import hook as providers
+from .ratelimit import hook as ratelimit
+from .resilience import retrier as resilience
 from .routing import RouteTable
 from .settings import Settings
 from .types import ASGIApp, Receive, Scope, Send
 from .upstream import Upstream
-from .users.hook import install_users
+from .users import hook as users
 
+FEATURES: tuple[Feature, ...] = (
+    clientip.install,
+    keyhook.install,
+    resilience.install,
+    users.install,
+    providers.install,
+    ratelimit.install,
+    chatlog.install,
+)
 GC_THRESHOLD = 20_000
 _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 
@@ -41,31 +62,20 @@ class Gateway:
         self.settings = settings
         self.table = RouteTable(settings.routes)
         self._upstream: Upstream | None = None
-        self.rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
-        # Async context managers entered by the lifespan, in order (exited in reverse).
-        self.resources: list[contextlib.AbstractAsyncContextManager[object]] = []
+        rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
         access_log = AccessLog() if settings.access_log else None
-        if access_log is not None:
-            self.resources.append(access_log)
-        # The order of hooks: `before` runs top to bottom, `after` bottom to top.
-        self.hooks: list[Hook] = [KeyHook(settings.forward_keys, self.rings)]
-        self.planner: Planner = plan_passthrough
-        # The /admin API, when a feature provides one (users: set by install_users).
-        self.admin: ASGIApp | None = None
-        self.retrier: Retrier | None = None
-        install_resilience(self)
-        install_users(self)
-        install_providers(self)
-        install_limits(self)
-        install_chatlog(self)
+        pipeline = fold(FEATURES, settings, Shared(rings))
+        # Entered by the lifespan in order (exited in reverse), after the upstream session.
+        self.resources = ((access_log,) if access_log else ()) + pipeline.resources
+        self.mounts = pipeline.mounts
         self.forwarder = Forwarder(
             self.table,
-            self.hooks,
+            pipeline.hooks,
             self.upstream,
             max_body_size=settings.max_body_size,
             access_log=access_log,
-            planner=self.planner,
-            retrier=self.retrier,
+            planner=pipeline.planner,
+            retrier=pipeline.retrier,
         )
 
     def upstream(self) -> Upstream:
@@ -100,15 +110,49 @@ class Gateway:
             path: str = scope["path"]
             if path == "/healthz":
                 await send_health(send)
-            elif self.admin is not None and (path == "/admin" or path.startswith("/admin/")):
-                await self.admin(scope, receive, send)
             else:
+                for prefix, mounted in self.mounts:
+                    if path == prefix or path.startswith(prefix + "/"):
+                        await mounted(scope, receive, send)
+                        return
                 await self.forwarder(scope, receive, send)
         elif kind == "lifespan":
             await serve_lifespan(self.lifespan, receive, send)
         else:
             await receive()
             await send({"type": "websocket.close", "code": 1008, "reason": "not forwarded"})
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The features' contributions, folded in order."""
+
+    hooks: tuple[Hook, ...]
+    resources: tuple[Resource, ...]
+    planner: Planner
+    retrier: Retrier | None
+    mounts: tuple[tuple[str, ASGIApp], ...]
+
+
+def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
+    """Hooks, resources and mounts in feature order; each planner wraps the ones before."""
+    hooks: list[Hook] = []
+    resources: list[Resource] = []
+    mounts: list[tuple[str, ASGIApp]] = []
+    planner: Planner = plan_passthrough
+    retrier: Retrier | None = None
+    for install in features:
+        part = install(settings, shared)
+        hooks += part.hooks
+        resources += part.resources
+        mounts += part.mounts
+        if part.wrap_planner is not None:
+            planner = part.wrap_planner(planner)
+        if part.retrier is not None:
+            if retrier is not None:
+                raise RuntimeError("two features give a retrier; the pipeline takes one")
+            retrier = part.retrier
+    return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts))
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:

@@ -1,4 +1,8 @@
-"""The `aifd` command: parse arguments, build Settings, hand over to the package."""
+"""The `aifd` command: parse arguments, build Settings, hand over to the package.
+
+Only what a command needs is imported when it runs: `aifd --help`, `aifd users`
+and `aifd convert` never import the server.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,17 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
-from .settings import Settings, SettingsError, load_env
+from .env import SettingsError
 from .settings_doc import settings_help
 from .users.cli import users_cli
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 cli = typer.Typer(
     name="aifd",
@@ -56,6 +62,8 @@ def run(
     ] = False,
 ) -> None:
     """Serve the gateway. Settings come from the environment and `.env`; flags win."""
+    from .settings import Settings, load_env
+
     try:
         env = load_env(env_file)
         for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
@@ -103,6 +111,8 @@ def convert(
 
 
 def serve(settings: Settings, env: dict[str, str]) -> None:
+    import uvicorn
+
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,

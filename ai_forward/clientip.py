@@ -5,9 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from .env import IPNetwork
 from .errors import Forbidden
 from .exchange import Exchange
-from .ratelimit.settings import IPNetwork, LimitSettings
+from .pipeline import NOTHING, Contribution, Shared
+from .settings import ClientIPSettings, Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -49,7 +51,7 @@ def client_address(peer: str, forwarded: bytes | None, trusted: Sequence[IPNetwo
 class ClientIPHook:
     """Sets `ex.client_ip` from the socket and trusted proxies; enforces IP lists (403)."""
 
-    def __init__(self, settings: LimitSettings) -> None:
+    def __init__(self, settings: ClientIPSettings) -> None:
         self.allowed = settings.ip_whitelist
         self.denied = settings.ip_blacklist
         self.trusted = settings.trusted_proxies
@@ -74,3 +76,10 @@ class ClientIPHook:
 
     async def after(self, ex: Exchange) -> None:
         return None
+
+
+def install(settings: Settings, shared: Shared) -> Contribution:
+    """The client-IP step, when IP lists or trusted proxies are configured."""
+    if not settings.client_ip.active:
+        return NOTHING
+    return Contribution(hooks=(ClientIPHook(settings.client_ip),))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
 
 
@@ -105,3 +107,15 @@ def check_url(name: str, value: str) -> str:
     if parts.query or parts.fragment:
         raise SettingsError(f"{name}={value!r}: a base URL takes no query string or fragment")
     return value.rstrip("/")
+
+
+def parse_networks(name: str, items: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {item!r} is not an IP address or CIDR such as 10.0.0.0/8 or ::1"
+            ) from None
+    return tuple(networks)

@@ -11,16 +11,32 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
-from .keys import PresentedKey
+from .keys import Credential, KeyKind, PresentedKey
 from .settings import Route
 from .types import Headers, Scope
 
 BodyFilter = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
+T = TypeVar("T")
 _UNPARSED: Any = object()
+
+
+class StateKey(Generic[T]):
+    """A typed key for what a feature keeps on an exchange (`ex.get`/`ex.set`).
+
+    Each feature makes its own keys; two keys never clash, whatever their names.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"StateKey({self.name!r})"
 
 
 @dataclass(slots=True)
@@ -68,8 +84,8 @@ class Exchange:
     client_ip: str
     started: float = field(default_factory=time.monotonic)
     key: PresentedKey | None = None
-    key_kind: str = "none"
-    real_key: str | None = field(default=None, repr=False)
+    key_kind: KeyKind = KeyKind.NONE
+    credential: Credential | None = field(default=None, repr=False)
     principal: Principal | None = None
     observe: bool = False  # reassemble the whole reply into outcome.reply (chat log)
     observe_usage: bool = False  # only its usage (limits, accounting): much cheaper
@@ -77,8 +93,21 @@ class Exchange:
     response_headers: Headers = field(default_factory=list)
     body_filters: list[BodyFilter] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
-    state: dict[str, Any] = field(default_factory=dict)
+    _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED
+
+    def get(self, key: StateKey[T]) -> T | None:
+        """What a feature stored under `key` for this exchange, or None."""
+        value: T | None = self._state.get(key)
+        return value
+
+    def set(self, key: StateKey[T], value: T) -> None:
+        self._state[key] = value
+
+    @property
+    def real_key(self) -> str | None:
+        """The real key going upstream in place of the client's, if any."""
+        return self.credential.key if self.credential is not None else None
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiohttp
 from loguru import logger
@@ -15,6 +15,7 @@ from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailabl
 from .exchange import Exchange, Hook
 from .keys import KEY_HEADERS, key_header
 from .observe.usage import UsageObserver, observer_for
+from .pipeline import Planner, Retrier
 from .routing import RouteTable
 from .sse import DONE, encode_event
 from .types import Headers, Message, Receive, Scope, Send
@@ -36,11 +37,6 @@ HOP_BY_HOP = frozenset(
 _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
 _NOT_DOWNSTREAM = HOP_BY_HOP | {b"server", b"date"}
 
-Planner = Callable[[Exchange], UpstreamRequest]
-# Calls its argument (plan + send one attempt) as often as it judges right; see attempts.py.
-Retrier = Callable[
-    [Exchange, Callable[[], Awaitable[UpstreamResponse]]], Awaitable[UpstreamResponse]
-]
 WATCH_AFTER = 0.2
 
 
@@ -251,7 +247,7 @@ def plan_passthrough(ex: Exchange) -> UpstreamRequest:
 
 
 def upstream_headers(ex: Exchange) -> Headers:
-    swap = ex.key_kind in ("forward", "open", "user")
+    swap = ex.key_kind.ours
     headers = [
         (name, value)
         for name, value in ex.headers
@@ -322,5 +318,5 @@ def describe(ex: Exchange) -> str:
         suffix = f" attempts={outcome.attempts} ({', '.join(outcome.retried)})" + suffix
     return (
         f"{ex.client_ip} {ex.method} {ex.path} -> {outcome.status} {elapsed:.0f}ms "
-        f"route={ex.route.name} key={ex.key_kind}{suffix}"
+        f"route={ex.route.name} key={ex.key_kind.value}{suffix}"
     )

@@ -1,8 +1,8 @@
-"""Client keys: find the one a request presents, and swap forward keys for real ones.
+"""Keys: the one a request presents, the kinds of client key, and rings of real keys.
 
 A request presents its key as ``Authorization: Bearer``, ``api-key`` or
-``x-api-key``. A forward key is replaced by the route's next real key in the
-same header; any other key is relayed unchanged.
+``x-api-key``. Which real key goes upstream instead is decided by `keyhook.py`
+(and by features that issue keys); a `Credential` holds it for one exchange.
 """
 
 from __future__ import annotations
@@ -12,14 +12,26 @@ import hmac
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
 from .types import Headers
 
-if TYPE_CHECKING:
-    from .exchange import Exchange
-
 KEY_HEADERS = (b"authorization", b"api-key", b"x-api-key")
+
+
+class KeyKind(StrEnum):
+    """What the client's key is to the gateway (the access log prints the value)."""
+
+    NONE = "none"  # no key presented, and none supplied for it
+    FORWARD = "forward"  # a FORWARD_KEY: swapped for a real key
+    RELAY = "relay"  # any other key: relayed unchanged
+    OPEN = "open"  # no key, open access: a real key supplied
+    USER = "user"  # an issued user key: swapped for a real key
+
+    @property
+    def ours(self) -> bool:
+        """Whether the key sent upstream is the gateway's to choose, never the client's."""
+        return self in (KeyKind.FORWARD, KeyKind.OPEN, KeyKind.USER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +144,25 @@ class KeyRing:
             self._strikes.pop(key, None)
 
 
+class Credential:
+    """The real key one exchange sends upstream, and the ring it was drawn from.
+
+    Drawn once per exchange (`draw`); after that only the retry's key rotation
+    (`resilience/rotation.py`) moves it to another key of the same ring.
+    """
+
+    __slots__ = ("key", "ring")
+
+    def __init__(self, ring: KeyRing, key: str) -> None:
+        self.ring = ring
+        self.key = key
+
+    @classmethod
+    def draw(cls, ring: KeyRing | None) -> Credential | None:
+        """The ring's next key, or None for no ring or an empty one."""
+        return cls(ring, ring.next()) if ring else None
+
+
 def key_header(header: bytes, key: str) -> tuple[bytes, bytes]:
     """The header that carries `key` in the style the client used."""
     if header == b"authorization":
@@ -141,27 +172,3 @@ def key_header(header: bytes, key: str) -> tuple[bytes, bytes]:
 
 def without_keys(headers: Headers) -> Headers:
     return [(n, v) for n, v in headers if n not in KEY_HEADERS]
-
-
-class KeyHook:
-    """Decides whose key goes upstream: a real key for forward keys, else the client's."""
-
-    def __init__(self, forward_keys: Iterable[str], rings: dict[str, KeyRing]) -> None:
-        self.forward_keys = KeySet(forward_keys)
-        self.rings = rings
-
-    async def before(self, ex: Exchange) -> None:
-        key = find_key(ex.headers)
-        ex.key = key
-        ring = self.rings.get(ex.route.prefix)
-        if key is not None and key.value in self.forward_keys:
-            ex.key_kind = "forward"
-            ex.real_key = ring.next() if ring else None
-        elif key is not None:
-            ex.key_kind = "relay"
-        elif ring and not self.forward_keys:
-            ex.key_kind = "open"
-            ex.real_key = ring.next()
-
-    async def after(self, ex: Exchange) -> None:
-        return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
-from .env import EnvReader, SettingsError, check_url
+from .env import EnvReader, IPNetwork, SettingsError, check_url, parse_networks
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
 from .resilience.settings import ResilienceSettings, read_resilience_settings
@@ -34,6 +34,27 @@ class Route:
 
 
 @dataclass(frozen=True)
+class ClientIPSettings:
+    """Who the client is (X-Forwarded-For from trusted proxies) and which IPs may call."""
+
+    ip_whitelist: tuple[IPNetwork, ...] = ()
+    ip_blacklist: tuple[IPNetwork, ...] = ()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.ip_whitelist or self.ip_blacklist or self.trusted_proxies)
+
+
+def read_client_ip_settings(reader: EnvReader) -> ClientIPSettings:
+    return ClientIPSettings(
+        ip_whitelist=parse_networks("IP_WHITELIST", reader.items("IP_WHITELIST")),
+        ip_blacklist=parse_networks("IP_BLACKLIST", reader.items("IP_BLACKLIST")),
+        trusted_proxies=parse_networks("TRUSTED_PROXIES", reader.items("TRUSTED_PROXIES")),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything ai-forward reads from its environment."""
 
@@ -48,6 +69,7 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8000
     workers: int = 1
+    client_ip: ClientIPSettings = field(default_factory=ClientIPSettings)
     # One block per feature, each read and validated by its own module.
     users: UserSettings = field(default_factory=UserSettings)
     providers: ProviderSettings = field(default_factory=ProviderSettings)
@@ -72,6 +94,7 @@ class Settings:
             host=reader.text("HOST", "0.0.0.0"),
             port=reader.integer("PORT", 8000, minimum=0, maximum=65535),
             workers=reader.integer("WORKERS", 1, minimum=1, maximum=256),
+            client_ip=read_client_ip_settings(reader),
             users=read_user_settings(reader),
             providers=read_provider_settings(reader),
             limits=read_limit_settings(reader),

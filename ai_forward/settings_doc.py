@@ -26,12 +26,18 @@ CORE: tuple[tuple[str, str, str], ...] = (
     ("PORT", "8000", "port (--port)"),
     ("WORKERS", "1", "worker processes (--workers)"),
 )
+CLIENT_IP: tuple[tuple[str, str, str], ...] = (
+    ("IP_WHITELIST", "", "only these client IPs/CIDRs may call (403 for others)"),
+    ("IP_BLACKLIST", "", "these client IPs/CIDRs get 403"),
+    ("TRUSTED_PROXIES", "", "peers (IPs/CIDRs) whose X-Forwarded-For names the client"),
+)
 
 SETTINGS = (
     CORE
     + users_settings.DOC
     + provider_settings.DOC
     + ratelimit_settings.DOC
+    + CLIENT_IP
     + retry_settings.DOC
     + chatlog_settings.DOC
 )

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from ai_forward.clientip import client_address
-from ai_forward.ratelimit.settings import parse_networks
+from ai_forward.env import parse_networks
 from tests.fakes import FakeUpstream, ProxyServer
 
 Factory = Callable[..., ProxyServer]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..exchange import Exchange, StateKey
 from ..observe import stream_usage
+from ..pipeline import NOTHING, Contribution, Shared
+from ..settings import Settings
 from .writer import ChatLogWriter
-
-if TYPE_CHECKING:
-    from ..app import Gateway
-    from ..exchange import Exchange
 
 # Path endings logged, in match order (chat before the plain completions it ends with).
 KINDS = (
@@ -34,7 +33,8 @@ SECRET_NAMES = frozenset(
 )
 MIN_SECRET = 6
 DISCONNECTED = "client disconnected"
-_STATE = "chatlog.request"
+# What the client asked, when: kept from `before` for the record `after` builds.
+_REQUEST = StateKey[tuple[str, dict[str, Any] | None, float]]("chat log request")
 
 
 class ChatLogHook:
@@ -48,12 +48,12 @@ class ChatLogHook:
         if kind is None:
             return
         # The body as the client sent it, before usage is asked for on its behalf.
-        ex.state[_STATE] = (kind, ex.json(), time.time() - (time.monotonic() - ex.started))
+        ex.set(_REQUEST, (kind, ex.json(), time.time() - (time.monotonic() - ex.started)))
         ex.observe = True
         stream_usage.ask_for_usage(ex)
 
     async def after(self, ex: Exchange) -> None:
-        saved = ex.state.get(_STATE)
+        saved = ex.get(_REQUEST)
         if saved is None:
             return
         kind, body, started = saved
@@ -133,11 +133,9 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def install_chatlog(gateway: Gateway) -> None:
-    """Add this feature's hooks, resources and collaborators to `gateway`."""
-    settings = gateway.settings.chatlog
-    if not settings.enabled:
-        return
-    writer = ChatLogWriter(settings)
-    gateway.resources.append(writer)
-    gateway.hooks.append(ChatLogHook(writer))
+def install(settings: Settings, shared: Shared) -> Contribution:
+    """The chat log hook and its writer, when LOG_CHAT is on."""
+    if not settings.chatlog.enabled:
+        return NOTHING
+    writer = ChatLogWriter(settings.chatlog)
+    return Contribution(hooks=(ChatLogHook(writer),), resources=(writer,))

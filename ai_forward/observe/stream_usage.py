@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from ..exchange import Exchange
+from ..exchange import Exchange, StateKey
 
 _USAGE_PATHS = ("/chat/completions", "/completions")
-_ASKED = "stream_usage.asked"
+_ASKED = StateKey[bool]("usage asked for")
 _MAX_PENDING = 1024 * 1024
 _USAGE_OBJECT = re.compile(rb'"usage":\s*\{').search
 
@@ -25,9 +25,9 @@ _USAGE_OBJECT = re.compile(rb'"usage":\s*\{').search
 def ask_for_usage(ex: Exchange) -> None:
     """Make `ex.outcome.usage` available after a streamed completion; idempotent."""
     ex.observe_usage = True
-    if ex.state.get(_ASKED) or not ex.upstream_path.endswith(_USAGE_PATHS):
+    if ex.get(_ASKED) or not ex.upstream_path.endswith(_USAGE_PATHS):
         return
-    ex.state[_ASKED] = True
+    ex.set(_ASKED, True)
     body = ex.json()
     if body is None or body.get("stream") is not True:
         return

@@ -45,7 +45,7 @@ class Anthropic:
     name: str = NAME
     paths: tuple[str, ...] = ("/v1/chat/completions", "/chat/completions")
 
-    def __init__(self, version: str = "2023-06-01") -> None:
+    def __init__(self, version: str) -> None:
         self.version = version
 
     def build(self, body: JSON, endpoint: Endpoint) -> ProviderRequest:

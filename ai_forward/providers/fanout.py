@@ -20,6 +20,7 @@ import orjson
 
 from ..errors import GatewayError
 from ..exchange import Exchange
+from ..pipeline import Planner
 from ..sse import DONE, SSEDecoder
 from ..upstream import Upstream, UpstreamRequest, UpstreamResponse
 from .base import JSON, loads_object
@@ -34,7 +35,7 @@ class FanOut:
         self.router = router
         self.targets = targets
 
-    def plan(self, ex: Exchange) -> UpstreamRequest:
+    def plan(self, ex: Exchange, below: Planner) -> UpstreamRequest:
         body = ex.json() or {}
         stream = body.get("stream") is True
         sub_body = dict(body)

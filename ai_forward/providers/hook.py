@@ -1,37 +1,40 @@
-"""Picks a provider for each request and translates to and from it (issue 6).
+"""Picks a provider for each request and translates to and from it.
 
 `ProviderHook.before` decides, from the model (or the X-Host-Final header, or a
 `GET /v1/models`), where the request goes and stores the decision on the
 exchange; it also checks that the request can be translated, so that an
-unsupported feature is refused before any limit is counted. The planner that
-`install_providers` puts in place turns the decision into the upstream
-request at each attempt (so the hooks after this one still see, and may
-change, the OpenAI-format body) and attaches the translator of the answer.
+unsupported feature is refused before any limit is counted. The planner this
+feature puts in front of the one below it turns the decision into the upstream
+request at each attempt (so the hooks after this one still see, and may change,
+the OpenAI-format body) and attaches the translator of the answer; without a
+decision, the planner below plans the request.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..errors import InvalidRequest, UnsupportedFeature
-from ..exchange import Exchange
-from ..forward import Planner
+from ..exchange import Exchange, StateKey
+from ..pipeline import Contribution, Planner, Shared
+from ..settings import Settings
 from ..upstream import UpstreamRequest
 from .fanout import FanOut
 from .hosts import HostSelector
 from .listing import ModelListing
 from .router import Router, Target
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-
-DECISION = "providers.decision"
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 MAX_MODELS = 8
 
 
 class Decision(Protocol):
-    def plan(self, ex: Exchange) -> UpstreamRequest: ...
+    """Where one request goes; `below` is the planner under this feature's."""
+
+    def plan(self, ex: Exchange, below: Planner) -> UpstreamRequest: ...
+
+
+DECISION = StateKey[Decision]("provider decision")
 
 
 class SingleModel:
@@ -39,7 +42,7 @@ class SingleModel:
         self.router = router
         self.target = target
 
-    def plan(self, ex: Exchange) -> UpstreamRequest:
+    def plan(self, ex: Exchange, below: Planner) -> UpstreamRequest:
         return self.router.plan(ex, self.target, ex.json() or {}, track=True)
 
 
@@ -52,24 +55,24 @@ class ProviderHook:
     async def before(self, ex: Exchange) -> None:
         host = ex.header(b"x-host-final")
         if host is not None:
-            ex.state[DECISION] = self.hosts.decide(ex, host.decode("latin-1").strip())
+            ex.set(DECISION, self.hosts.decide(ex, host.decode("latin-1").strip()))
             return
         if ex.method == "GET" and ex.upstream_path.rstrip("/") in ("/v1/models", "/models"):
             if self.listing.active:
-                ex.state[DECISION] = self.listing
+                ex.set(DECISION, self.listing)
             return
         model = ex.model if ex.method == "POST" else None
         if not model:
             return
         if "," in model:
-            ex.state[DECISION] = self.fan_out(ex, model)
+            ex.set(DECISION, self.fan_out(ex, model))
             return
         name = self.router.provider_for(model)
         if name == "openai":
             return
         target = self.router.target(ex, model, name)
         self.router.plan(ex, target, ex.json() or {}, dry=True)  # refuses what it cannot send
-        ex.state[DECISION] = SingleModel(self.router, target)
+        ex.set(DECISION, SingleModel(self.router, target))
 
     def fan_out(self, ex: Exchange, model: str) -> FanOut:
         names = [m.strip() for m in model.split(",")]
@@ -95,19 +98,16 @@ class ProviderHook:
         return None
 
 
-def provider_planner(fallback: Planner) -> Planner:
+def provider_planner(below: Planner) -> Planner:
     def plan(ex: Exchange) -> UpstreamRequest:
-        decision: Decision | None = ex.state.get(DECISION)
-        return decision.plan(ex) if decision is not None else fallback(ex)
+        decision = ex.get(DECISION)
+        return decision.plan(ex, below) if decision is not None else below(ex)
 
     return plan
 
 
-def install_providers(gateway: Gateway) -> None:
-    """Add the provider hook and put the translating planner in front of the current one."""
-    settings = gateway.settings
-    router = Router(settings, gateway.rings)
-    hosts = HostSelector(settings.providers.hosts)
-    listing = ModelListing(router, gateway.planner)
-    gateway.hooks.append(ProviderHook(router, hosts, listing))
-    gateway.planner = provider_planner(gateway.planner)
+def install(settings: Settings, shared: Shared) -> Contribution:
+    """The provider hook, and the translating planner in front of the one below it."""
+    router = Router(settings, shared.rings)
+    hook = ProviderHook(router, HostSelector(settings.providers.hosts), ModelListing(router))
+    return Contribution(hooks=(hook,), wrap_planner=provider_planner)

@@ -6,8 +6,8 @@ from ..errors import Forbidden
 from ..exchange import Exchange
 from ..forward import upstream_headers
 from ..keys import KEY_HEADERS, KeyRing, key_header
+from ..pipeline import Planner
 from ..upstream import UpstreamRequest
-from .router import OURS
 from .settings import AllowedHost
 
 HEADER = b"x-host-final"
@@ -18,9 +18,9 @@ class HostDecision:
         self.host = host
         self.ring = ring
 
-    def plan(self, ex: Exchange) -> UpstreamRequest:
+    def plan(self, ex: Exchange, below: Planner) -> UpstreamRequest:
         """The client's request as it is, to the chosen host, with that host's key if due."""
-        ours = ex.key_kind in OURS
+        ours = ex.key_kind.ours
         headers = [
             (name, value)
             for name, value in upstream_headers(ex)
@@ -48,7 +48,7 @@ class HostSelector:
                 "(with its key in HOST_KEYS) or drop the header",
                 code="host_not_allowed",
             )
-        if ex.key_kind in OURS and not decision.ring:
+        if ex.key_kind.ours and not decision.ring:
             raise Forbidden(
                 f"X-Host-Final: {host!r} has no key in HOST_KEYS; send your own key for it "
                 "or ask the operator to add one",

@@ -13,7 +13,7 @@ from loguru import logger
 
 from ..errors import GatewayError
 from ..exchange import Exchange
-from ..forward import Planner
+from ..pipeline import Planner
 from ..upstream import Upstream, UpstreamRequest, UpstreamResponse
 from .base import JSON, loads_object
 from .reply import Reply, read_all
@@ -21,9 +21,8 @@ from .router import Router
 
 
 class ModelListing:
-    def __init__(self, router: Router, fallback: Planner) -> None:
+    def __init__(self, router: Router) -> None:
         self.router = router
-        self.fallback = fallback
 
     @property
     def active(self) -> bool:
@@ -43,8 +42,8 @@ class ModelListing:
             names += [(d, "azure") for r in s.azure for d in r.deployments]
         return [{"id": n, "object": "model", "created": 0, "owned_by": o} for n, o in names]
 
-    def requests(self, ex: Exchange) -> list[UpstreamRequest]:
-        own = self.fallback(ex)
+    def requests(self, ex: Exchange, below: Planner) -> list[UpstreamRequest]:
+        own = below(ex)
         identity = [(n, v) for n, v in own.headers if n != b"accept-encoding"]
         requests = [
             dataclasses.replace(own, headers=[*identity, (b"accept-encoding", b"identity")])
@@ -60,8 +59,8 @@ class ModelListing:
             )
         return requests
 
-    def plan(self, ex: Exchange) -> UpstreamRequest:
-        requests = self.requests(ex)
+    def plan(self, ex: Exchange, below: Planner) -> UpstreamRequest:
+        requests = self.requests(ex, below)
 
         async def compose(upstream: Upstream) -> UpstreamResponse:
             lists = await asyncio.gather(*(fetch(upstream, r) for r in requests))

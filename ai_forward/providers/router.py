@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from ..errors import InvalidRequest, UnsupportedFeature
 from ..exchange import Exchange
-from ..keys import KeyRing
-from ..resilience.retrier import KEY_RING
+from ..keys import Credential, KeyKind, KeyRing
 from ..settings import Route, Settings
 from ..upstream import UpstreamRequest
-from . import registry
 from .base import JSON, Endpoint, Provider
 from .openai import OpenAICompatible
+from .registry import registry
 from .reply import translator
 from .settings import AzureResource, ProviderSettings
-
-# Client key kinds whose key is the gateway's to choose (never the client's own).
-OURS = ("forward", "open", "user")
 
 
 class AzurePool:
@@ -61,7 +57,7 @@ class Target:
 
 
 class Router:
-    def __init__(self, settings: Settings, rings: dict[str, KeyRing]) -> None:
+    def __init__(self, settings: Settings, rings: Mapping[str, KeyRing]) -> None:
         p: ProviderSettings = settings.providers
         self.settings = p
         self.providers = registry(p.anthropic_version)
@@ -122,9 +118,9 @@ class Router:
 
     def key(self, ex: Exchange, ring: KeyRing | None) -> str | None:
         """The client's own key in relay mode, else the provider's next real key."""
-        if ex.key_kind == "relay" and ex.key is not None:
+        if ex.key_kind is KeyKind.RELAY and ex.key is not None:
             return ex.key.value
-        if ex.key_kind in OURS or (ex.key_kind == "none" and self.open):
+        if ex.key_kind.ours or (ex.key_kind is KeyKind.NONE and self.open):
             return ring.next() if ring else None
         return None
 
@@ -140,14 +136,14 @@ class Router:
         if target.azure is not None:
             resource, ring = target.azure.pick(target.deployment, turn=not dry)
             base = resource.endpoint
-        if track and ring is not None and ex.state.get(KEY_RING) is ring:
-            key = ex.real_key  # a retry: the key the retrier chose (the next one after a 429)
+        credential = ex.credential
+        if track and credential is not None and credential.ring is ring:
+            key: str | None = credential.key  # a retry: the key rotation may have moved it
         else:
             key = None if dry else self.key(ex, ring)
-        if track and key is not None and ring is not None and ex.key_kind != "relay":
-            # Tell the retrier whose key this is, so a 401/429 cools it and rotates.
-            ex.real_key = key
-            ex.state[KEY_RING] = ring
+        if track and key is not None and ring is not None and ex.key_kind is not KeyKind.RELAY:
+            # The exchange's credential: a 401/429 on it cools it down and rotates the ring.
+            ex.credential = Credential(ring, key)
         endpoint = Endpoint(
             base_url=base,
             key=key,

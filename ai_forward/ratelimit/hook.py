@@ -1,4 +1,4 @@
-"""RPM and TPM limits on `limits` storage (issue 3).
+"""RPM and TPM limits on `limits` storage.
 
 Per request, in order: the client's request limits (its issued-user limit when it has
 one, else REQ_RATE_LIMIT per key or IP), then GLOBAL_RATE_LIMIT, then a reservation of
@@ -15,13 +15,11 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 
-from ..clientip import ClientIPHook
 from ..errors import RateLimited
-from ..exchange import Exchange
+from ..exchange import Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import (
     estimate_request,
@@ -29,15 +27,13 @@ from ..observe.tokens import (
     prompt_tokens,
     usage_tokens,
 )
+from ..pipeline import NOTHING, Contribution, Shared
+from ..settings import Settings
 from ..types import Headers
 from .pacing import paced
 from .settings import LimitRule, LimitSettings
 from .store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-
-_RESERVED = "ratelimit.reserved"
 _SETTLE_MARGIN = 0.2
 
 
@@ -60,6 +56,9 @@ class Reservation:
     expiry: int
     tokens: int
     window_end: float
+
+
+_RESERVED = StateKey[list[Reservation]]("token reservations")
 
 
 class LimitHook:
@@ -137,7 +136,8 @@ class LimitHook:
     async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
         storage = self.store.storage
         estimate = estimate_request(ex.json(), ex.upstream_path, len(ex.body))
-        reserved: list[Reservation] = ex.state.setdefault(_RESERVED, [])
+        reserved: list[Reservation] = []
+        ex.set(_RESERVED, reserved)
         tightest: tuple[int, float, int] | None = None
         for limit in limits:
             item = limit.item
@@ -163,7 +163,7 @@ class LimitHook:
         return ratelimit_headers("tokens", tightest[2], tightest[0], tightest[1])
 
     async def after(self, ex: Exchange) -> None:
-        reserved: list[Reservation] = ex.state.get(_RESERVED) or []
+        reserved = ex.get(_RESERVED)
         if not reserved or not self.store.available:
             return
         used = tokens_used(ex)
@@ -253,14 +253,12 @@ def duration(seconds: float) -> str:
     return (f"{hours}h" if hours else "") + f"{minutes}m{secs}s"
 
 
-def install_limits(gateway: Gateway) -> None:
-    """IP lists first of all hooks; limits in their slot when any is configured."""
-    settings = gateway.settings.limits
-    if settings.ip_whitelist or settings.ip_blacklist or settings.trusted_proxies:
-        gateway.hooks.insert(0, ClientIPHook(settings))
-    if not (settings.counting or settings.pace):
-        return
-    store = LimitStore(settings, gateway.settings.workers)
-    if settings.counting:
-        gateway.resources.append(store)
-    gateway.hooks.append(LimitHook(settings, store))
+def install(settings: Settings, shared: Shared) -> Contribution:
+    """The limit hook and its counter storage, when any limit or pace is configured."""
+    limits = settings.limits
+    if not (limits.counting or limits.pace):
+        return NOTHING
+    store = LimitStore(limits, settings.workers)
+    return Contribution(
+        hooks=(LimitHook(limits, store),), resources=(store,) if limits.counting else ()
+    )

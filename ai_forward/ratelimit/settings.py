@@ -1,18 +1,17 @@
-"""Rate limits (issue 3): RPM, TPM, stream pace, storage, IP lists."""
+"""Rate limits: RPM, TPM, stream pace and the counter storage."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
-from limits import RateLimitItem, parse_many
 
 from ..env import EnvReader, SettingsError
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+if TYPE_CHECKING:  # the `limits` package is imported when a limit is parsed, not for `--help`
+    from limits import RateLimitItem
 
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 # openai-forward's names that limits no longer has, and what they mean now.
@@ -47,9 +46,6 @@ DOC: tuple[tuple[str, str, str], ...] = (
     ),
     ("REQ_RATE_LIMIT_BACKEND", "", "openai-forward's name for RATE_LIMIT_BACKEND"),
     ("RATE_LIMIT_FAIL", "open", "when the storage is unreachable: open (serve) or closed (503)"),
-    ("IP_WHITELIST", "", "only these client IPs/CIDRs may call (403 for others)"),
-    ("IP_BLACKLIST", "", "these client IPs/CIDRs get 403"),
-    ("TRUSTED_PROXIES", "", "peers (IPs/CIDRs) whose X-Forwarded-For names the client"),
 )
 
 
@@ -79,9 +75,6 @@ class LimitSettings:
     strategy: str = "moving-window"
     backend: str = "memory://"
     fail_open: bool = True
-    ip_whitelist: tuple[IPNetwork, ...] = ()
-    ip_blacklist: tuple[IPNetwork, ...] = ()
-    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @property
     def counting(self) -> bool:
@@ -116,13 +109,12 @@ def read_limit_settings(reader: EnvReader) -> LimitSettings:
         strategy=strategy,
         backend=read_backend(reader),
         fail_open=fail == "open",
-        ip_whitelist=parse_networks("IP_WHITELIST", reader.items("IP_WHITELIST")),
-        ip_blacklist=parse_networks("IP_BLACKLIST", reader.items("IP_BLACKLIST")),
-        trusted_proxies=parse_networks("TRUSTED_PROXIES", reader.items("TRUSTED_PROXIES")),
     )
 
 
 def parse_limits(name: str, text: str) -> tuple[RateLimitItem, ...]:
+    from limits import parse_many
+
     try:
         items = tuple(parse_many(text))
     except ValueError:
@@ -215,15 +207,3 @@ def read_backend(reader: EnvReader) -> str:
     except ValueError:
         raise SettingsError(f"{name}={value!r}: the port is not a number") from None
     return value
-
-
-def parse_networks(name: str, items: tuple[str, ...]) -> tuple[IPNetwork, ...]:
-    networks = []
-    for item in items:
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise SettingsError(
-                f"{name}: {item!r} is not an IP address or CIDR such as 10.0.0.0/8 or ::1"
-            ) from None
-    return tuple(networks)

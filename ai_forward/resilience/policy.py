@@ -1,9 +1,10 @@
-"""When a failed upstream attempt is tried again, after how long, and with which key (issue 5).
+"""When a failed upstream attempt is tried again, after how long, and with which key.
 
 Retried: connection errors, timeouts before the upstream's first byte, and the
 statuses in RETRY_STATUSES. Never any other 4xx — except that a 401 or 429 on a
 real key from a KeyRing moves the retry to the ring's next key. This module is
-the policy (no I/O); the loop that applies it is `attempts.Retrier`.
+the policy (no I/O); the loop that applies it is `retrier.Retrier`, the key
+rotation `rotation.key_rotation`.
 """
 
 from __future__ import annotations
@@ -12,24 +13,14 @@ import random
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
 from ..keys import KeyRing
-from .retrier import Retrier
 from .settings import ResilienceSettings
-
-if TYPE_CHECKING:
-    from ..app import Gateway
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 KEY_STATUSES = frozenset({401, 429})
 # A key cools down after this many 429s in a row: a single 429 is often just a burst.
 STRIKES_TO_COOL = 2
-
-
-def install_resilience(gateway: Gateway) -> None:
-    """Give the gateway's forwarder a retrier over `gateway.rings` (see `attempts.KEY_RING`)."""
-    gateway.retrier = Retrier(RetryPolicy(gateway.settings.resilience), gateway.rings)
 
 
 class RetryPolicy:

@@ -7,7 +7,6 @@ once; on SQLite they notice within about a second.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -75,6 +74,8 @@ def on_store(
     async def run() -> T:
         async with open_store(url) as store:
             return await work(store)
+
+    import asyncio  # here, not at the top: `aifd --help` has no use for it
 
     return asyncio.run(run())
 

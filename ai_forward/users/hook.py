@@ -1,37 +1,37 @@
-"""Issued user keys checked on every request (issue 7).
+"""Issued user keys checked on every request.
 
-Runs right after KeyHook. A key that starts with ``aifd-`` and is not a forward
-key is an issued key: unknown or expired → 401, a route or model the user may
-not use → 403; otherwise the request goes upstream with the route's real key,
-and `ex.principal` carries the user's own limits for the rate limiter.
+Runs right after the key swap. A key that starts with ``aifd-`` and is not a
+forward key is an issued key: unknown or expired → 401, a route or model the
+user may not use → 403; otherwise the request goes upstream with the route's
+real key, and `ex.principal` carries the user's own limits for the rate limiter.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from ..errors import Forbidden, ServiceUnavailable, Unauthorized
-from ..exchange import Exchange, Principal
-from ..keys import KeyRing
+from ..exchange import Exchange, Principal, StateKey
+from ..keys import Credential, KeyKind, KeyRing
 from ..observe import stream_usage
 from ..observe.tokens import generated_tokens, prompt_tokens
+from ..pipeline import Contribution, Shared
+from ..settings import Settings
+from ..types import ASGIApp
 from .admin import AdminAPI
 from .key_cache import KeyCache
 from .store import open_store
 from .usage import UsageWriter
 from .user import KEY_PREFIX, User, hash_key, iso
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-
-_NAME = "users.name"
 _FORM_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]{1,200})\r\n')
-_MODEL = "users.model"
+# Whose usage this exchange counts as, and for which model it asked.
+_USER = StateKey[tuple[str, str | None]]("issued user and model")
 
 
 class UsersHook:
@@ -41,7 +41,7 @@ class UsersHook:
         self,
         cache: KeyCache,
         usage: UsageWriter,
-        rings: dict[str, KeyRing],
+        rings: Mapping[str, KeyRing],
         *,
         refuse_keyless: bool = False,
     ) -> None:
@@ -53,12 +53,12 @@ class UsersHook:
     async def before(self, ex: Exchange) -> None:
         key = ex.key
         if key is None:
-            if self.refuse_keyless and ex.key_kind == "open":
+            if self.refuse_keyless and ex.key_kind is KeyKind.OPEN:
                 raise Unauthorized(
                     "this gateway issues keys: send yours as `Authorization: Bearer aifd-...`"
                 )
             return
-        if ex.key_kind != "relay" or not key.value.startswith(KEY_PREFIX):
+        if ex.key_kind is not KeyKind.RELAY or not key.value.startswith(KEY_PREFIX):
             return
         try:
             user = await self.cache.user(hash_key(key.value))
@@ -74,20 +74,19 @@ class UsersHook:
                 "ask the gateway's administrator for a current key"
             )
         check_allowed(user, ex)
-        ex.key_kind = "user"
-        ring = self.rings.get(ex.route.prefix)
-        ex.real_key = ring.next() if ring else None
+        ex.key_kind = KeyKind.USER
+        ex.credential = Credential.draw(self.rings.get(ex.route.prefix))
         ex.principal = Principal(user.name, user.rpm, user.tpm, user.models, user.routes)
-        ex.state[_NAME] = user.name
-        ex.state[_MODEL] = requested_model(ex)
+        ex.set(_USER, (user.name, requested_model(ex)))
         stream_usage.ask_for_usage(ex)
 
     async def after(self, ex: Exchange) -> None:
-        name = ex.state.get(_NAME)
-        if name is None or not ex.response_started:
+        user = ex.get(_USER)
+        if user is None or not ex.response_started:
             return
+        name, asked = user
         reply = ex.outcome.reply
-        model = ex.state.get(_MODEL) or (reply.get("model") if reply else None) or "-"
+        model = asked or (reply.get("model") if reply else None) or "-"
         self.usage.count(name, str(model), ex.outcome.usage or received(ex))
 
 
@@ -139,15 +138,16 @@ def requested_model(ex: Exchange) -> str | None:
     return model
 
 
-def install_users(gateway: Gateway) -> None:
-    """Add this feature's hooks, resources and collaborators to `gateway`."""
-    settings = gateway.settings.users
-    store = open_store(settings.store_url)
-    cache = KeyCache(store, settings.key_cache_ttl)
-    usage = UsageWriter(store, settings.usage_flush_interval)
-    gateway.resources += [store, cache, usage]
-    refuse = settings.admin_token is not None and not gateway.settings.allow_open_access
-    gateway.hooks.append(UsersHook(cache, usage, gateway.rings, refuse_keyless=refuse))
-    if settings.admin_token is not None:
-        routes = tuple(route.prefix for route in gateway.settings.routes)
-        gateway.admin = AdminAPI(settings.admin_token, store, usage, routes)
+def install(settings: Settings, shared: Shared) -> Contribution:
+    """The key check, its store, cache and usage writer; `/admin` when ADMIN_TOKEN is set."""
+    users = settings.users
+    store = open_store(users.store_url)
+    cache = KeyCache(store, users.key_cache_ttl)
+    usage = UsageWriter(store, users.usage_flush_interval)
+    refuse = users.admin_token is not None and not settings.allow_open_access
+    hook = UsersHook(cache, usage, shared.rings, refuse_keyless=refuse)
+    mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    if users.admin_token is not None:
+        routes = tuple(route.prefix for route in settings.routes)
+        mounts = (("/admin", AdminAPI(users.admin_token, store, usage, routes)),)
+    return Contribution(hooks=(hook,), resources=(store, cache, usage), mounts=mounts)

@@ -10,12 +10,13 @@ import pytest
 
 from ai_forward.errors import UnsupportedFeature
 from ai_forward.observe.reply import ReplyAssembler
-from ai_forward.providers import registry
 from ai_forward.providers.base import Endpoint, translate_error
+from ai_forward.providers.registry import registry
+from ai_forward.providers.settings import ProviderSettings
 from ai_forward.sse import SSEDecoder
 
 DATA = Path(__file__).parent / "data"
-PROVIDERS = registry()
+PROVIDERS = registry(ProviderSettings().anthropic_version)
 
 
 def load(name: str) -> Any:

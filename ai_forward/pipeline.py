@@ -1,0 +1,70 @@
+"""The plug-in contract: what a feature adds to the gateway.
+
+A feature is one function, ``install(settings, shared) -> Contribution``. It
+builds its parts from the settings and returns them; it never sees the app.
+`app.py` holds the one ordered list of features and folds their contributions:
+
+- ``hooks`` run around the upstream call: every ``before`` in list order, every
+  ``after`` in reverse (only for hooks whose ``before`` completed);
+- ``resources`` are entered by the lifespan in list order, exited in reverse;
+- ``wrap_planner`` puts a planner in front of the one built so far (the planner
+  turns the exchange into the upstream request, anew at every attempt);
+- ``retrier`` calls an attempt as often as it judges right (at most one feature
+  gives one);
+- ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``).
+
+What a feature keeps about one request lives on the exchange under a typed
+`StateKey` (``ex.set(KEY, value)`` / ``ex.get(KEY)``), never under a bare string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from .exchange import Exchange, Hook, StateKey
+from .keys import KeyRing
+from .settings import Settings
+from .types import ASGIApp
+from .upstream import UpstreamRequest, UpstreamResponse
+
+__all__ = [
+    "Attempt",
+    "Contribution",
+    "Feature",
+    "Hook",
+    "Planner",
+    "Resource",
+    "Retrier",
+    "Shared",
+    "StateKey",
+]
+
+Planner = Callable[[Exchange], UpstreamRequest]
+Attempt = Callable[[], Awaitable[UpstreamResponse]]
+# Calls the attempt (plan + send) as often as it judges right; see resilience/retrier.py.
+Retrier = Callable[[Exchange, Attempt], Awaitable[UpstreamResponse]]
+Resource = contextlib.AbstractAsyncContextManager[object]
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What the app builds once for every feature: each route's ring of real keys."""
+
+    rings: Mapping[str, KeyRing]
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one feature adds; every part is optional."""
+
+    hooks: tuple[Hook, ...] = ()
+    resources: tuple[Resource, ...] = ()
+    wrap_planner: Callable[[Planner], Planner] | None = None
+    retrier: Retrier | None = None
+    mounts: tuple[tuple[str, ASGIApp], ...] = ()
+
+
+NOTHING = Contribution()
+Feature = Callable[[Settings, Shared], Contribution]
