@@ -17,6 +17,7 @@ from .exchange import Exchange, Hook
 from .observe_usage import UsageObserver, observer_for
 from .routing import RouteTable
 from .sse import DONE, encode_event
+from .target import parse_target
 from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
 
@@ -34,7 +35,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
-_NOT_DOWNSTREAM = HOP_BY_HOP | {b"server", b"date"}
+# The upstream's Date goes through: servers run with date_header=False add none of their own.
+_NOT_DOWNSTREAM = HOP_BY_HOP | {b"server"}
 
 Planner = Callable[[Exchange], UpstreamRequest]
 # Calls its argument (plan + send one attempt) as often as it judges right; see attempts.py.
@@ -100,14 +102,13 @@ class Forwarder:
                 self.access_log.write(describe(ex))
 
     async def accept(self, scope: Scope, receive: Receive) -> Exchange:
-        path: str = scope["path"]
-        matched = self.table.match(path)
+        target = parse_target(scope["method"], scope.get("raw_path") or scope["path"].encode())
+        matched = self.table.match(target)
         if matched is None:
             raise RouteNotFound(
-                f"no route serves {path!r}; configured prefixes: "
+                f"no route serves {target.path!r}; configured prefixes: "
                 + ", ".join(r.prefix for r in self.table.routes)
             )
-        route, upstream_path = matched
         headers: Headers = scope["headers"]
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_size:
@@ -116,10 +117,11 @@ class Forwarder:
         client = scope.get("client")
         return Exchange(
             scope=scope,
-            route=route,
+            route=matched.route,
             method=scope["method"],
-            path=path,
-            upstream_path=upstream_path,
+            path=target.path,
+            upstream_path=matched.path,
+            raw_upstream_path=matched.raw,
             query=scope.get("query_string", b""),
             headers=headers,
             body=body,
@@ -244,9 +246,7 @@ def stream_error(message: str) -> Message:
 
 def plan_passthrough(ex: Exchange) -> UpstreamRequest:
     """The client's request, sent as it is to the route's upstream (key swapped if due)."""
-    url = ex.route.base_url + ex.upstream_path
-    if ex.query:
-        url += "?" + ex.query.decode("latin-1")
+    url = ex.route.origin.url(ex.raw_upstream_path, ex.query.decode("latin-1"))
     return UpstreamRequest(ex.method, url, upstream_headers(ex), ex.body, ex.route.name)
 
 
