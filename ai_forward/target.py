@@ -28,6 +28,7 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ABSOLUTE = re.compile(r"https?://[^/]*", re.IGNORECASE)
 _DOTS = (".", "..")
 _SEPARATORS = re.compile(r"[/\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +60,8 @@ def parse_target(method: str, raw_path: bytes) -> RequestTarget:
     segments = raw_segments
     if "%" in raw:
         segments = tuple(unquote(s, errors="replace") for s in raw_segments)
-        if any("\x00" in s for s in segments):
-            raise bad_target(text, "a path must not contain a NUL (%00)")
+        if any(_CONTROL.search(s) for s in segments):
+            raise bad_target(text, "a path must not hold a NUL or control character (%00-%1F, %7F)")
     joined = "/" + "/".join(raw_segments)
     return RequestTarget(
         raw=joined,
