@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from urllib.parse import quote
 
 import aiohttp
 from loguru import logger
@@ -37,6 +38,8 @@ HOP_BY_HOP = frozenset(
 _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
 # The upstream's Date goes through: servers run with date_header=False add none of their own.
 _NOT_DOWNSTREAM = HOP_BY_HOP | {b"server"}
+
+_PATH_SAFE = "/:@!$&'()*+,;=~"
 
 Planner = Callable[[Exchange], UpstreamRequest]
 # Calls its argument (plan + send one attempt) as often as it judges right; see attempts.py.
@@ -102,7 +105,9 @@ class Forwarder:
                 self.access_log.write(describe(ex))
 
     async def accept(self, scope: Scope, receive: Receive) -> Exchange:
-        target = parse_target(scope["method"], scope.get("raw_path") or scope["path"].encode())
+        # raw_path is optional in ASGI; without it, the decoded path re-encoded is the best left.
+        raw_path: bytes = scope.get("raw_path") or quote(scope["path"], _PATH_SAFE).encode()
+        target = parse_target(scope["method"], raw_path)
         matched = self.table.match(target)
         if matched is None:
             raise RouteNotFound(

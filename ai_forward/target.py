@@ -17,7 +17,7 @@ same segments, so `//v1/chat/completions` and `/v1//chat/completions` are
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import InvalidRequest, MethodNotAllowed
@@ -31,8 +31,7 @@ _SEPARATORS = re.compile(r"[/\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True, slots=True)
-class RequestTarget:
+class RequestTarget(NamedTuple):
     """One request's path: `raw` to send upstream, `path` to match on, segment by segment."""
 
     raw: str
@@ -56,19 +55,16 @@ def parse_target(method: str, raw_path: bytes) -> RequestTarget:
             raise bad_target(text, "a request target must be a path starting with '/'")
         text = text[absolute.end() :] or "/"  # forward-proxy form: the host is ignored
     raw = check_path(text)
-    raw_segments = tuple(_collapse(raw[1:].split("/")))
+    raw_segments = tuple(_collapse(raw[1:].split("/")) if "//" in raw else raw[1:].split("/"))
     segments = raw_segments
     if "%" in raw:
         segments = tuple(unquote(s, errors="replace") for s in raw_segments)
         if any(_CONTROL.search(s) for s in segments):
             raise bad_target(text, "a path must not hold a NUL or control character (%00-%1F, %7F)")
-    joined = "/" + "/".join(raw_segments)
-    return RequestTarget(
-        raw=joined,
-        path=joined if segments is raw_segments else "/" + "/".join(segments),
-        raw_segments=raw_segments,
-        segments=segments,
-    )
+    if "//" in raw:
+        raw = "/" + "/".join(raw_segments)
+    path = raw if segments is raw_segments else "/" + "/".join(segments)
+    return RequestTarget(raw, path, raw_segments, segments)
 
 
 def check_path(path: str) -> str:
@@ -90,8 +86,6 @@ def check_path(path: str) -> str:
 
 def _collapse(segments: list[str]) -> list[str]:
     """Drop empty segments, except a last one (a trailing slash)."""
-    if "" not in segments[:-1]:
-        return segments
     return [s for s in segments[:-1] if s] + segments[-1:]
 
 
