@@ -23,6 +23,7 @@ from ai_forward.errors import InvalidRequest
 from ai_forward.origin import Origin
 from ai_forward.target import parse_target
 from tests.fakes import FakeUpstream, ProxyServer, Recorded, json_response, running_proxy
+from tests.providers.fakes import env as provider_env
 
 Factory = Callable[..., ProxyServer]
 
@@ -400,3 +401,15 @@ def test_canonical_path_is_decoded_collapsed_and_shares_segments_with_the_raw_on
     assert target.raw == "/v1/models/meta-llama%2FLlama%20x/"
     assert target.path == "/v1/models/meta-llama/Llama x/"
     assert len(target.raw_segments) == len(target.segments) == 4
+
+
+@pytest.mark.parametrize("model", ["..", "."])
+def test_a_model_name_cannot_make_a_dot_segment_in_a_provider_url(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: Factory, model: str
+) -> None:
+    proxy = proxy_factory(**provider_env(upstream, providers, MODEL_ROUTES=".*=azure"))
+    sdk = openai.OpenAI(base_url=proxy.url + "/v1", api_key="fk-test", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert "'..' segments" in caught.value.message
+    assert providers.requests == [] and upstream.requests == []
