@@ -76,8 +76,9 @@ class Exchange:
     scope: Scope
     route: Route
     method: str
-    path: str
-    upstream_path: str
+    path: str  # canonical (see target.py): what every rule matches on
+    upstream_path: str  # canonical, after the route prefix
+    raw_upstream_path: str  # as the client sent it, after the route prefix: what goes upstream
     query: bytes
     headers: Headers
     body: bytes

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from urllib.parse import quote
 
 import aiohttp
 from loguru import logger
@@ -18,6 +19,7 @@ from .observe.usage import UsageObserver, observer_for
 from .pipeline import Planner, Retrier
 from .routing import RouteTable
 from .sse import DONE, encode_event
+from .target import parse_target
 from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
 
@@ -35,7 +37,10 @@ HOP_BY_HOP = frozenset(
     }
 )
 _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
-_NOT_DOWNSTREAM = HOP_BY_HOP | {b"server", b"date"}
+# The upstream's Date goes through: servers run with date_header=False add none of their own.
+_NOT_DOWNSTREAM = HOP_BY_HOP | {b"server"}
+
+_PATH_SAFE = "/:@!$&'()*+,;=~"
 
 WATCH_AFTER = 0.2
 
@@ -96,14 +101,15 @@ class Forwarder:
                 self.access_log.write(describe(ex))
 
     async def accept(self, scope: Scope, receive: Receive) -> Exchange:
-        path: str = scope["path"]
-        matched = self.table.match(path)
+        # raw_path is optional in ASGI; without it, the decoded path re-encoded is the best left.
+        raw_path: bytes = scope.get("raw_path") or quote(scope["path"], _PATH_SAFE).encode()
+        target = parse_target(scope["method"], raw_path)
+        matched = self.table.match(target)
         if matched is None:
             raise RouteNotFound(
-                f"no route serves {path!r}; configured prefixes: "
+                f"no route serves {target.path!r}; configured prefixes: "
                 + ", ".join(r.prefix for r in self.table.routes)
             )
-        route, upstream_path = matched
         headers: Headers = scope["headers"]
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_size:
@@ -112,10 +118,11 @@ class Forwarder:
         client = scope.get("client")
         return Exchange(
             scope=scope,
-            route=route,
+            route=matched.route,
             method=scope["method"],
-            path=path,
-            upstream_path=upstream_path,
+            path=target.path,
+            upstream_path=matched.path,
+            raw_upstream_path=matched.raw,
             query=scope.get("query_string", b""),
             headers=headers,
             body=body,
@@ -240,9 +247,7 @@ def stream_error(message: str) -> Message:
 
 def plan_passthrough(ex: Exchange) -> UpstreamRequest:
     """The client's request, sent as it is to the route's upstream (key swapped if due)."""
-    url = ex.route.base_url + ex.upstream_path
-    if ex.query:
-        url += "?" + ex.query.decode("latin-1")
+    url = ex.route.origin.url(ex.raw_upstream_path, ex.query.decode("latin-1"))
     return UpstreamRequest(ex.method, url, upstream_headers(ex), ex.body, ex.route.name)
 
 

@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
 from .env import EnvReader, IPNetwork, SettingsError, check_url, parse_networks
+from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
 from .resilience.settings import ResilienceSettings, read_resilience_settings
@@ -31,6 +32,10 @@ class Route:
     base_url: str
     keys: tuple[str, ...] = ()
     name: str = "openai"
+    origin: Origin = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", Origin(self.base_url))
 
 
 @dataclass(frozen=True)

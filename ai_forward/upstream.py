@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp import hdrs
 from loguru import logger
 from yarl import URL
 
@@ -23,6 +24,22 @@ from .types import Headers
 
 # aiohttp adds these unless told not to; the client's own values (or none) must go upstream.
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+class ExactRequest(aiohttp.ClientRequest):
+    """aiohttp's request, minus the `Content-Length: 0` it adds to a body-less DELETE."""
+
+    def update_body_from_data(self, body: Any, *args: Any, **kwargs: Any) -> None:
+        had_length = hdrs.CONTENT_LENGTH in self.headers
+        super().update_body_from_data(body, *args, **kwargs)
+        if body is None and not had_length:
+            self.headers.popall(hdrs.CONTENT_LENGTH, None)
+
+
+def _empty_body(method: str) -> bytes | None:
+    """An empty body as sent: `Content-Length: 0` where the method carries one, else none."""
+    return b"" if method in _METHODS_WITH_BODY else None
 
 
 class BodyStream(Protocol):
@@ -58,7 +75,7 @@ class UpstreamRequest:
     """
 
     method: str
-    url: str
+    url: URL  # built by Origin.url: never from a string the client supplied
     headers: Headers
     body: bytes
     route: str
@@ -90,6 +107,7 @@ class Upstream:
             auto_decompress=False,
             trust_env=False,
             skip_auto_headers=_SKIP_AUTO_HEADERS,
+            request_class=ExactRequest,
         )
         return self
 
@@ -115,9 +133,9 @@ class Upstream:
             with Deadline(self.first_byte_timeout):
                 response = await self._session.request(
                     request.method,
-                    URL(request.url, encoded=True),
+                    request.url,
                     headers=headers,
-                    data=request.body or None,
+                    data=request.body or _empty_body(request.method),
                     proxy=self._settings.proxy,
                     allow_redirects=False,
                 )

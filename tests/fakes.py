@@ -37,6 +37,7 @@ class Recorded:
     headers: dict[str, str]
     raw_headers: list[tuple[str, str]]
     body: bytes
+    raw_path: str = ""  # the path as it came on the request line, percent-encoding intact
     at: float = field(default_factory=time.monotonic)
     disconnected: threading.Event = field(default_factory=threading.Event)
 
@@ -170,6 +171,7 @@ class FakeUpstream:
             headers={k.lower(): v for k, v in request.headers.items()},
             raw_headers=[(k.lower(), v) for k, v in request.headers.items()],
             body=await request.read(),
+            raw_path=request.rel_url.raw_path,
         )
         self.requests.append(rec)
         try:
@@ -200,7 +202,7 @@ class FakeUpstream:
 class ProxyServer:
     """The real gateway under uvicorn in a thread."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], http: str = "auto") -> None:
         self.settings = Settings.from_env(dict(env))
         self.port = free_port()
         config = uvicorn.Config(
@@ -212,6 +214,7 @@ class ProxyServer:
             server_header=False,
             date_header=False,
             proxy_headers=False,
+            http=http,
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
@@ -235,8 +238,8 @@ class ProxyServer:
 
 
 @contextlib.contextmanager
-def running_proxy(env: Mapping[str, str]) -> Iterator[ProxyServer]:
-    proxy = ProxyServer(env).start()
+def running_proxy(env: Mapping[str, str], http: str = "auto") -> Iterator[ProxyServer]:
+    proxy = ProxyServer(env, http).start()
     try:
         yield proxy
     finally:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from ai_forward.routing import RouteTable
+from ai_forward.routing import Matched, RouteTable
 from ai_forward.settings import Route, Settings, SettingsError
+from ai_forward.target import parse_target
 
 
 def test_defaults_follow_openai_forward() -> None:
@@ -70,11 +71,17 @@ def test_longest_prefix_wins_at_segment_boundaries() -> None:
     table = RouteTable(
         [Route("/", "http://a"), Route("/v1/special", "http://b"), Route("/ai", "http://c")]
     )
-    assert table.match("/v1/special/x")[1] == "/x"  # type: ignore[index]
-    assert table.match("/v1/special")[0].base_url == "http://b"  # type: ignore[index]
-    assert table.match("/v1/specialist")[0].base_url == "http://a"  # type: ignore[index]
-    assert table.match("/air")[0].base_url == "http://a"  # type: ignore[index]
-    assert RouteTable([Route("/ai", "http://c")]).match("/v1") is None
+
+    def match(path: str) -> Matched | None:
+        return table.match(parse_target("GET", path.encode()))
+
+    assert match("/v1/special/x") == (table.routes[0], "/x", "/x")
+    assert match("/v1/special")[0].base_url == "http://b"  # type: ignore[index]
+    assert match("/v1//special/")[0].base_url == "http://b"  # type: ignore[index]
+    assert match("/v1/specialist")[0].base_url == "http://a"  # type: ignore[index]
+    assert match("/air")[0].base_url == "http://a"  # type: ignore[index]
+    assert match("/v1%2Fspecial/x")[0].base_url == "http://a"  # type: ignore[index]
+    assert RouteTable([Route("/ai", "http://c")]).match(parse_target("GET", b"/v1")) is None
 
 
 def test_open_access_is_refused_only_when_it_would_expose_keys() -> None:

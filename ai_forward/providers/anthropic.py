@@ -82,7 +82,7 @@ class Anthropic:
         ]
         if endpoint.key:
             headers.append((b"x-api-key", endpoint.key.encode()))
-        return ProviderRequest(endpoint.base_url + "/v1/messages", headers, orjson.dumps(out))
+        return ProviderRequest(endpoint.origin.url("/v1/messages"), headers, orjson.dumps(out))
 
     def translate_reply(self, body: bytes, model: str) -> bytes:
         reply = orjson.loads(body)

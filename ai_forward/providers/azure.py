@@ -27,9 +27,9 @@ class Azure(OpenAICompatible):
     def build(self, body: JSON, endpoint: Endpoint) -> ProviderRequest:
         deployment = quote(endpoint.deployment, safe="-._")
         version = quote(endpoint.api_version, safe="-._")
-        url = (
-            f"{endpoint.base_url}/openai/deployments/{deployment}"
-            f"{OPERATIONS[endpoint.path]}?api-version={version}"
+        url = endpoint.origin.url(
+            f"/openai/deployments/{deployment}{OPERATIONS[endpoint.path]}",
+            f"api-version={version}",
         )
         headers = [(b"content-type", b"application/json"), (b"accept-encoding", b"identity")]
         if endpoint.key:

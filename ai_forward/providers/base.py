@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from yarl import URL
 
 from ..errors import UnsupportedFeature
+from ..origin import Origin
 from ..sse import DONE
 from ..types import Headers
 
@@ -42,9 +44,10 @@ ERROR_KINDS: dict[int, tuple[int, str, str | None]] = {
 class Endpoint:
     """Where and as whom to call a provider; `path` is the client's path after the route."""
 
-    base_url: str
+    origin: Origin
     key: str | None = field(default=None, repr=False)
-    path: str = "/v1/chat/completions"
+    path: str = "/v1/chat/completions"  # canonical, for matching
+    raw_path: str = ""  # as the client sent it (default: `path`), for the URL
     query: str = ""
     deployment: str = ""
     api_version: str = ""
@@ -53,7 +56,7 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class ProviderRequest:
-    url: str
+    url: URL
     headers: Headers
     body: bytes
 

@@ -70,11 +70,12 @@ class Gemini:
         if body.get("tool_choice") is not None:
             out["toolConfig"] = {"functionCallingConfig": tool_config(body["tool_choice"])}
         model = quote(str(body["model"]).removeprefix("models/"), safe="-._")
-        action = ":streamGenerateContent?alt=sse" if body.get("stream") else ":generateContent"
+        stream = bool(body.get("stream"))
+        action = ":streamGenerateContent" if stream else ":generateContent"
         headers = [(b"content-type", b"application/json"), (b"accept-encoding", b"identity")]
         if endpoint.key:
             headers.append((b"x-goog-api-key", endpoint.key.encode()))
-        url = f"{endpoint.base_url}/models/{model}{action}"
+        url = endpoint.origin.url(f"/models/{model}{action}", "alt=sse" if stream else "")
         return ProviderRequest(url, headers, orjson.dumps(out))
 
     def translate_reply(self, body: bytes, model: str) -> bytes:

@@ -30,9 +30,7 @@ class HostDecision:
             headers.append(
                 key_header(ex.key.header if ex.key else b"authorization", self.ring.next())
             )
-        url = self.host.base_url + ex.upstream_path
-        if ex.query:
-            url += "?" + ex.query.decode("latin-1")
+        url = self.host.origin.url(ex.raw_upstream_path, ex.query.decode("latin-1"))
         return UpstreamRequest(ex.method, url, headers, ex.body, self.host.host)
 
 

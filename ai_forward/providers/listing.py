@@ -55,7 +55,7 @@ class ModelListing:
             if key:
                 headers.append((b"authorization", b"Bearer " + key.encode()))
             requests.append(
-                UpstreamRequest("GET", route.base_url + "/v1/models", headers, b"", name)
+                UpstreamRequest("GET", route.origin.url("/v1/models"), headers, b"", name)
             )
         return requests
 

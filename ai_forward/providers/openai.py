@@ -17,13 +17,13 @@ PATHS = (
 
 
 class OpenAICompatible:
-    """The body goes as it is to `base_url` + the client's path, with a Bearer key."""
+    """The body goes as it is to the origin + the client's path, with a Bearer key."""
 
     name: str = "openai"
     paths: tuple[str, ...] = PATHS
 
     def build(self, body: JSON, endpoint: Endpoint) -> ProviderRequest:
-        url = endpoint.base_url + endpoint.path + (f"?{endpoint.query}" if endpoint.query else "")
+        url = endpoint.origin.url(endpoint.raw_path or endpoint.path, endpoint.query)
         return ProviderRequest(url, self.headers(endpoint.key), orjson.dumps(body))
 
     @staticmethod

@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import InvalidRequest, UnsupportedFeature
 from ..exchange import Exchange
 from ..keys import Credential, KeyKind, KeyRing
+from ..origin import Origin
 from ..settings import Route, Settings
 from ..upstream import UpstreamRequest
 from .base import JSON, Endpoint, Provider
@@ -49,7 +50,7 @@ class Target:
     provider: Provider
     label: str
     model: str
-    base_url: str
+    origin: Origin | None  # None: the Azure pool picks one per attempt
     ring: KeyRing | None
     deployment: str = ""
     azure: AzurePool | None = None
@@ -69,6 +70,10 @@ class Router:
             "gemini": KeyRing(p.gemini_keys),
         }
         self.azure = AzurePool(p.azure)
+        self.origins = {
+            "anthropic": Origin(p.anthropic_base_url),
+            "gemini": Origin(p.gemini_base_url),
+        }
 
     @property
     def active(self) -> set[str]:
@@ -88,7 +93,7 @@ class Router:
                 OpenAICompatible(),
                 name,
                 model,
-                route.base_url,
+                route.origin,
                 self.route_rings.get(route.prefix),
                 passthrough=True,
             )
@@ -108,13 +113,8 @@ class Router:
                 )
             deployment = self.settings.deployment(model)
             self.azure.pick(deployment, turn=False)  # fails now if no resource has it
-            return Target(provider, name, model, "", None, deployment, self.azure, True)
-        base = (
-            self.settings.anthropic_base_url
-            if name == "anthropic"
-            else self.settings.gemini_base_url
-        )
-        return Target(provider, name, model, base, self.rings[name])
+            return Target(provider, name, model, None, None, deployment, self.azure, True)
+        return Target(provider, name, model, self.origins[name], self.rings[name])
 
     def key(self, ex: Exchange, ring: KeyRing | None) -> str | None:
         """The client's own key in relay mode, else the provider's next real key."""
@@ -132,10 +132,11 @@ class Router:
         `dry` only checks that the request can be made: no key is taken. `track` (one
         target per exchange) shares the key with the retrier, which may pick the next.
         """
-        base, ring = target.base_url, target.ring
+        origin, ring = target.origin, target.ring
         if target.azure is not None:
             resource, ring = target.azure.pick(target.deployment, turn=not dry)
-            base = resource.endpoint
+            origin = resource.origin
+        assert origin is not None
         credential = ex.credential
         if track and credential is not None and credential.ring is ring:
             key: str | None = credential.key  # a retry: the key rotation may have moved it
@@ -145,9 +146,10 @@ class Router:
             # The exchange's credential: a 401/429 on it cools it down and rotates the ring.
             ex.credential = Credential(ring, key)
         endpoint = Endpoint(
-            base_url=base,
+            origin=origin,
             key=key,
             path=ex.upstream_path,
+            raw_path=ex.raw_upstream_path,
             query=ex.query.decode("latin-1"),
             deployment=target.deployment,
             api_version=self.settings.azure_api_version,

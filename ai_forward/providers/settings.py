@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..env import EnvReader, SettingsError, check_url
+from ..origin import Origin
 
 BUILTIN = ("openai", "azure", "anthropic", "gemini")
 DEFAULT_ROUTES = (("claude-*", "anthropic"), ("gemini-*", "gemini"))
@@ -59,6 +60,10 @@ class AzureResource:
     endpoint: str
     keys: tuple[str, ...] = field(default=(), repr=False)
     deployments: tuple[str, ...] = ()
+    origin: Origin = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", Origin(self.endpoint))
 
     def serves(self, deployment: str) -> bool:
         return not self.deployments or deployment in self.deployments
@@ -71,6 +76,10 @@ class AllowedHost:
     host: str
     base_url: str
     keys: tuple[str, ...] = field(default=(), repr=False)
+    origin: Origin = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", Origin(self.base_url))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 
 from ai_forward.errors import UnsupportedFeature
 from ai_forward.observe.reply import ReplyAssembler
+from ai_forward.origin import Origin
 from ai_forward.providers.base import Endpoint, translate_error
 from ai_forward.providers.registry import registry
 from ai_forward.providers.settings import ProviderSettings
@@ -40,17 +41,17 @@ def test_request_with_system_images_tools_and_tool_results(provider: str) -> Non
     body = load("chat_tools.openai.json")
     if provider == "gemini":
         body["model"] = "gemini-2.5-flash"
-    built = PROVIDERS[provider].build(body, Endpoint("https://up.example", key="k-1"))
+    built = PROVIDERS[provider].build(body, Endpoint(Origin("https://up.example"), key="k-1"))
     assert orjson.loads(built.body) == load(f"chat_tools.{provider}.json")
-    assert "k-1" not in built.url
+    assert "k-1" not in str(built.url)
 
 
 def test_anthropic_request_url_headers_and_default_max_tokens() -> None:
     body = {"model": "claude-3-5-haiku-latest", "messages": [{"role": "user", "content": "hi"}]}
     built = PROVIDERS["anthropic"].build(
-        body, Endpoint("https://a.example", key="sk-ant", max_tokens=77)
+        body, Endpoint(Origin("https://a.example"), key="sk-ant", max_tokens=77)
     )
-    assert built.url == "https://a.example/v1/messages"
+    assert str(built.url) == "https://a.example/v1/messages"
     headers = dict(built.headers)
     assert headers[b"x-api-key"] == b"sk-ant"
     assert headers[b"anthropic-version"] == b"2023-06-01"
@@ -63,13 +64,15 @@ def test_gemini_key_goes_in_header_never_in_url_and_stream_uses_sse() -> None:
         "stream": True,
         "messages": [{"role": "user", "content": "hi"}],
     }
-    built = PROVIDERS["gemini"].build(body, Endpoint("https://g.example/v1beta", key="AIza-secret"))
+    built = PROVIDERS["gemini"].build(
+        body, Endpoint(Origin("https://g.example/v1beta"), key="AIza-secret")
+    )
     assert (
-        built.url
+        str(built.url)
         == "https://g.example/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
     )
     assert dict(built.headers)[b"x-goog-api-key"] == b"AIza-secret"
-    assert "AIza" not in built.url
+    assert "AIza" not in str(built.url)
 
 
 def test_gemini_json_mode_and_schema() -> None:
@@ -83,20 +86,20 @@ def test_gemini_json_mode_and_schema() -> None:
         ),
     ]:
         body = {"model": "gemini-2.0-flash", "messages": messages, "response_format": fmt}
-        built = PROVIDERS["gemini"].build(body, Endpoint("https://g"))
+        built = PROVIDERS["gemini"].build(body, Endpoint(Origin("https://g")))
         assert orjson.loads(built.body)["generationConfig"] == expected
 
 
 def test_azure_url_has_deployment_and_api_version_and_api_key_header() -> None:
     body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}
     endpoint = Endpoint(
-        "https://res.openai.azure.com",
+        Origin("https://res.openai.azure.com"),
         key="az-key",
         deployment="gpt-35-turbo",
         api_version="2024-10-21",
     )
     built = PROVIDERS["azure"].build(body, endpoint)
-    assert built.url == (
+    assert str(built.url) == (
         "https://res.openai.azure.com/openai/deployments/gpt-35-turbo/chat/completions"
         "?api-version=2024-10-21"
     )
@@ -213,7 +216,7 @@ def test_unsupported_features_are_refused_by_name(
 ) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
     with pytest.raises(UnsupportedFeature) as caught:
-        PROVIDERS[provider].build(body, Endpoint("https://x"))
+        PROVIDERS[provider].build(body, Endpoint(Origin("https://x")))
     assert caught.value.param == param
     assert provider in caught.value.message
 
@@ -228,4 +231,4 @@ def test_neutral_values_are_accepted() -> None:
         "logprobs": False,
         "stream_options": {"include_usage": True},
     }
-    PROVIDERS["anthropic"].build(body, Endpoint("https://x"))
+    PROVIDERS["anthropic"].build(body, Endpoint(Origin("https://x")))
