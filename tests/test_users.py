@@ -125,7 +125,9 @@ def test_expired_key_is_refused(gateway: ProxyServer) -> None:
     assert chat(gateway.url, key) == "Hi!"
     # A date alone lasts through that UTC day.
     admin(gateway.url).patch("/admin/users/frank", json={"expires_at": "2020-01-01"})
-    with pytest.raises(openai.AuthenticationError, match="expired at 2020-01-02T00:00:00Z") as caught:
+    with pytest.raises(
+        openai.AuthenticationError, match="expired at 2020-01-02T00:00:00Z"
+    ) as caught:
         chat(gateway.url, key)
     assert caught.value.code == "key_expired"
 
