@@ -49,8 +49,14 @@ Routes = Annotated[
     str | None, typer.Option(help="Allowed route prefixes, comma-separated; '' = all.")
 ]
 Expires = Annotated[
-    str | None, typer.Option(help="Expiry: ISO 8601 time (UTC unless given), or 'never'.")
+    str | None,
+    typer.Option(
+        help="Expiry: ISO 8601 time (UTC unless given); a date alone lasts to the end of that"
+        " UTC day; 'never' (or 'none', 'null') for no expiry."
+    ),
 ]
+# What the CLI reads as JSON's null: no limit of its own, no expiry.
+NO_VALUE = ("none", "null", "never")
 Since = Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD. [default: 30 days ago]")]
 
 
@@ -85,14 +91,14 @@ def fields_of(env_file: Path | None, partial: bool, **options: str | None) -> di
     for limit in ("rpm", "tpm"):
         value = options.get(limit)
         if value is not None:
-            data[limit] = None if value.lower() == "none" else int_or_text(value)
+            data[limit] = None if value.strip().lower() in NO_VALUE else int_or_text(value)
     for listed in ("models", "routes"):
         value = options.get(listed)
         if value is not None:
             data[listed] = [v.strip() for v in value.split(",") if v.strip()]
     expires = options.get("expires")
     if expires is not None:
-        data["expires_at"] = None if expires.lower() == "never" else expires
+        data["expires_at"] = None if expires.strip().lower() in NO_VALUE else expires
     if not partial:
         data["name"] = options.get("name")
     try:
