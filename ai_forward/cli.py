@@ -10,17 +10,15 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from .env import SettingsError
+from .settings import HOST, PORT, WORKERS, Settings, load_env
 from .settings_doc import settings_help
 from .users.cli import users_cli
-
-if TYPE_CHECKING:
-    from .settings import Settings
 
 cli = typer.Typer(
     name="aifd",
@@ -46,13 +44,13 @@ def fail(message: str, code: int = 2) -> None:
 @cli.command(epilog=settings_help())
 def run(
     host: Annotated[
-        str | None, typer.Option(help="Address to bind (HOST). [default: 0.0.0.0]")
+        str | None, typer.Option(help=f"Address to bind (HOST). [default: {HOST.default}]")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on (PORT). [default: 8000]")
+        int | None, typer.Option(help=f"Port to listen on (PORT). [default: {PORT.default}]")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes (WORKERS). [default: 1]")
+        int | None, typer.Option(help=f"Worker processes (WORKERS). [default: {WORKERS.default}]")
     ] = None,
     env_file: Annotated[
         Path | None, typer.Option(help="Read settings from this file. [default: ./.env]")
@@ -62,8 +60,6 @@ def run(
     ] = False,
 ) -> None:
     """Serve the gateway. Settings come from the environment and `.env`; flags win."""
-    from .settings import Settings, load_env
-
     try:
         env = load_env(env_file)
         for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
