@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ..sse import SSEDecoder
-from .fields import GENERATED_TEXT
+from .fields import GENERATED_TEXT, usage_of
 from .reply import ResponseObserver
 from .stream_usage import has_usage
 
@@ -60,12 +60,9 @@ class UsageObserver:
                 payload = orjson.loads(data)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(payload, dict):
-                usage = payload.get("usage")
-                if usage is None and isinstance(payload.get("response"), dict):
-                    usage = payload["response"].get("usage")  # Responses API events
-                if isinstance(usage, dict):
-                    self.usage = usage
+            usage = usage_of(payload) if isinstance(payload, dict) else None
+            if usage is not None:
+                self.usage = usage
 
     def result(self) -> dict[str, Any] | None:
         """A reply holding only its usage (None when none could be read)."""
