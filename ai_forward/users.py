@@ -18,6 +18,8 @@ KEY_PREFIX = "aifd-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _MAX_LIST = 256
 _MAX_ITEM = 200
+# The last second a store, `datetime` and every client can show: 9999-12-31T23:59:59Z.
+LATEST_TIME = 253402300799.0
 FIELDS = ("name", "rpm", "tpm", "models", "routes", "expires_at")
 
 
@@ -76,7 +78,11 @@ def key_hint(key: str) -> str:
 def iso(stamp: float | None) -> str | None:
     if stamp is None:
         return None
-    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        # Written before times were range-checked: show it as stored rather than fail a list.
+        return str(stamp)
 
 
 def check_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
@@ -140,12 +146,14 @@ def normal_route(prefix: str) -> str:
 
 
 def check_time(field: str, value: Any) -> float | None:
-    """An ISO 8601 date/time (UTC unless it says otherwise), a Unix time, or null."""
+    """An ISO 8601 date/time (UTC unless it says otherwise), a Unix time, or null; between
+    1970 and the end of 9999, so that every store and client can read it back."""
     if value is None:
         return None
+    stamp: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        stamp = float(value)
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
@@ -153,8 +161,14 @@ def check_time(field: str, value: Any) -> float | None:
         else:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            return parsed.timestamp()
-    raise FieldError(field, "an ISO 8601 time such as 2026-12-31T23:59:59Z, a Unix time, or null")
+            stamp = parsed.timestamp()
+    if stamp is not None and 0 <= stamp <= LATEST_TIME:  # also false for NaN
+        return stamp
+    raise FieldError(
+        field,
+        "an ISO 8601 time such as 2026-12-31T23:59:59Z or a Unix time, between 1970 and "
+        "9999-12-31T23:59:59Z; or null for never",
+    )
 
 
 def utc_day(stamp: float | None = None) -> str:
