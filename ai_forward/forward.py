@@ -16,7 +16,7 @@ from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailabl
 from .exchange import Exchange, Hook
 from .observe_usage import UsageObserver, observer_for
 from .routing import RouteTable
-from .sse import DONE, encode_event
+from .sse import DONE, EventTooLarge, encode_event
 from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
 
@@ -210,6 +210,12 @@ class Forwarder:
                     if isinstance(exc, TimeoutError):
                         message = f"the upstream stalled for {upstream.idle_timeout:g}s mid-reply"
                     await send(stream_error(message))
+            except EventTooLarge as exc:
+                # A stream reader (translation, observer, filter) met an event past its bound.
+                ex.outcome.error = "upstream stream event too large"
+                logger.warning("route {}: {}", ex.route.name, exc)
+                if content_type.startswith("text/event-stream"):
+                    await send(stream_error(str(exc)))
             except asyncio.CancelledError:
                 if last.endswith(DONE):
                     # The client had the whole reply and hung up before the upstream's EOF
