@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
@@ -89,6 +90,22 @@ class Forwarder:
             ex.outcome.error = err.message
             if not ex.response_started:
                 await send_error(send, err, ex.response_headers)
+        except Exception as exc:
+            # A fault of the gateway's own: still an error in OpenAI's shape, never plain text.
+            # The traceback is logged without locals (they may hold keys).
+            trace = "".join(traceback.format_exception(exc))
+            logger.error("route {}: unexpected {}\n{}", ex.route.name, type(exc).__name__, trace)
+            failed = GatewayError(
+                f"the gateway failed on this request ({type(exc).__name__}); this is its fault, "
+                "not yours: retry, and tell its operator if it goes on"
+            )
+            ex.outcome.error = failed.message
+            if not ex.response_started:
+                ex.outcome.status = failed.status
+                await send_error(send, failed, ex.response_headers)
+            else:
+                with contextlib.suppress(OSError, RuntimeError):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             ex.outcome.ended = time.monotonic()
             for hook in reversed(passed):
