@@ -42,6 +42,18 @@ def parse_object(body: bytes) -> tuple[dict[str, Any] | None, str]:
     return value, ""
 
 
+def may_be_json(body: bytes, content_type: bytes) -> bool:
+    """Whether some parser could take `body` for JSON: it says so, or it starts like JSON.
+
+    A body that does neither (an SDP offer, raw audio) is nobody's JSON, and rules that
+    only estimate or route may let it pass unread.
+    """
+    if b"json" in content_type.lower():
+        return True
+    start = body[:64].removeprefix(_BOM).lstrip()
+    return not start or start[:1] in b"{["
+
+
 def is_form(content_type: bytes) -> bool:
     return content_type.lower().lstrip().startswith(FORM_TYPE)
 

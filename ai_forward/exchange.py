@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from .auth import PresentedKey
-from .body import UnreadableBody, is_form, parse_object
+from .body import UnreadableBody, is_form, may_be_json, parse_object
 from .settings import Route
 from .types import Headers, Scope
 
@@ -100,15 +100,18 @@ class Exchange:
         result: dict[str, Any] | None = self._json
         return result
 
-    def read_json(self, rule: str) -> dict[str, Any] | None:
+    def read_json(self, rule: str, *, strict: bool = False) -> dict[str, Any] | None:
         """The body as a JSON object for `rule`, which decides from it.
 
-        None when there is no body, or it is a multipart form (read with `body.form_values`).
-        A body that is there but not a JSON object is refused with a 400 saying why,
-        so that a lenient upstream never reads what `rule` did not check.
+        None when there is no body, or it is a multipart form (read with `body.form_values`),
+        or, unless `strict`, it is plainly not JSON (nor labelled so). Any other body that
+        is not a JSON object is refused with a 400 saying why, so that a lenient upstream
+        never reads what `rule` did not check.
         """
         body = self.json()
         if body is None and self.body and not self.is_form:
+            if not strict and not may_be_json(self.body, self.header(b"content-type") or b""):
+                return None
             why = parse_object(self.body)[1]
             raise UnreadableBody(
                 f"the body is not a readable JSON object ({why}); {rule} needs a readable body"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from loguru import logger
 
@@ -117,9 +118,15 @@ def check_allowed(user: User, ex: Exchange) -> None:
             + ", ".join(user.routes),
             code="route_not_allowed",
         )
-    if not user.models:
-        return
-    for model in checked_models(ex):
+    if user.models:
+        query = ex.query.decode("latin-1")
+        # A `model` in the query string (as realtime calls send it) counts too.
+        check_models(user, [v for k, v in parse_qsl(query) if k == "model"] if query else [])
+        check_models(user, body_models(ex))
+
+
+def check_models(user: User, models: list[str]) -> None:
+    for model in models:
         for wanted in (m.strip() for m in model.split(",")):
             if wanted and not any(fnmatchcase(wanted, allowed) for allowed in user.models):
                 raise Forbidden(
@@ -130,9 +137,9 @@ def check_allowed(user: User, ex: Exchange) -> None:
                 )
 
 
-def checked_models(ex: Exchange) -> list[str]:
-    """Every model the request may be served with, read strictly: a body or form that
-    cannot be read is refused rather than let through unchecked."""
+def body_models(ex: Exchange) -> list[str]:
+    """Every model the body asks for, read strictly: a body or form that cannot be read
+    is refused rather than let through unchecked."""
     if not ex.body:
         return []
     if ex.is_form:
@@ -144,7 +151,7 @@ def checked_models(ex: Exchange) -> list[str]:
                 "its `model` field readable"
             )
         return values
-    body = ex.read_json(_ALLOWLIST) or {}
+    body = ex.read_json(_ALLOWLIST, strict=True) or {}
     model = body.get("model")
     if model is None:
         return []

@@ -188,3 +188,35 @@ def test_unreadable_body_is_400_under_a_token_limit(
     )
     assert response.status_code == 200  # an upload is estimated by its size
     assert len(upstream.requests) == 1
+
+
+def test_a_model_in_the_query_string_is_checked_too(
+    upstream: FakeUpstream, gateway: ProxyServer
+) -> None:
+    key = create(gateway.url, "mini", models=["gpt-4o-mini"])
+    sdp = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"
+    path = "/v1/realtime/calls?mod%65l=gpt-4o-realtime"
+    response = post(gateway.url, key, sdp, "application/sdp", path)
+    assert response.status_code == 403 and "'gpt-4o-realtime'" in error_of(response)["message"]
+    response = post(gateway.url, key, sdp, "application/sdp", "/v1/realtime/calls")
+    assert response.status_code == 400  # a body the allowlist cannot read at all
+    assert upstream.requests == []
+
+
+def test_plainly_non_json_bodies_pass_routing_and_token_limits(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
+) -> None:
+    gateway = proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real",
+        ANTHROPIC_BASE_URL=providers.url,
+        ANTHROPIC_API_KEY="sk-ant",
+        TPM_LIMIT="100000/minute",
+    )
+    sdp = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"
+    response = post(gateway.url, "none", sdp, "application/sdp", "/v1/realtime/calls")
+    assert response.status_code == 200 and upstream.last.body == sdp
+    disguised = b'\xef\xbb\xbf{"model": "claude-3-haiku", "messages": []}'
+    response = post(gateway.url, "none", disguised, "application/octet-stream")
+    assert response.status_code == 400 and error_of(response)["code"] == "unreadable_body"
+    assert len(upstream.requests) == 1 and providers.requests == []
