@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import quote
 
@@ -17,7 +18,7 @@ from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailabl
 from .exchange import Exchange, Hook
 from .observe_usage import UsageObserver, observer_for
 from .routing import RouteTable
-from .sse import DONE, encode_event
+from .sse import DONE, EventTooLarge, encode_event
 from .target import parse_target
 from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
@@ -94,6 +95,22 @@ class Forwarder:
             ex.outcome.error = err.message
             if not ex.response_started:
                 await send_error(send, err, ex.response_headers)
+        except Exception as exc:
+            # A fault of the gateway's own: still an error in OpenAI's shape, never plain text.
+            # The traceback is logged without locals (they may hold keys).
+            trace = "".join(traceback.format_exception(exc))
+            logger.error("route {}: unexpected {}\n{}", ex.route.name, type(exc).__name__, trace)
+            failed = GatewayError(
+                f"the gateway failed on this request ({type(exc).__name__}); this is its fault, "
+                "not yours: retry, and tell its operator if it goes on"
+            )
+            ex.outcome.error = failed.message
+            if not ex.response_started:
+                ex.outcome.status = failed.status
+                await send_error(send, failed, ex.response_headers)
+            else:
+                with contextlib.suppress(OSError, RuntimeError):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             ex.outcome.ended = time.monotonic()
             for hook in reversed(passed):
@@ -217,6 +234,12 @@ class Forwarder:
                     if isinstance(exc, TimeoutError):
                         message = f"the upstream stalled for {upstream.idle_timeout:g}s mid-reply"
                     await send(stream_error(message))
+            except EventTooLarge as exc:
+                # A stream reader (translation, observer, filter) met an event past its bound.
+                ex.outcome.error = "upstream stream event too large"
+                logger.warning("route {}: {}", ex.route.name, exc)
+                if content_type.startswith("text/event-stream"):
+                    await send(stream_error(str(exc)))
             except asyncio.CancelledError:
                 if last.endswith(DONE):
                     # The client had the whole reply and hung up before the upstream's EOF

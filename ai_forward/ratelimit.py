@@ -77,14 +77,14 @@ class LimitHook:
 
     async def before(self, ex: Exchange) -> None:
         settings = self.settings
-        if settings.pace and is_streamed(ex):
+        if settings.pace:
             rates = [
                 item.amount / item.get_expiry()
                 for rule in settings.pace
                 if rule.matches(ex.path)
                 for item in rule.limits
             ]
-            if rates:
+            if rates and is_streamed(ex):
                 ex.body_filters.append(paced(min(rates)))
         if not settings.counting:
             return
@@ -136,7 +136,10 @@ class LimitHook:
 
     async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
         storage = self.store.storage
-        estimate = estimate_request(ex.json(), ex.upstream_path, len(ex.body))
+        # A form (an upload) is estimated by its size; any other body must be readable.
+        rule = "TPM_LIMIT" if ex.principal is None else "this key's tokens-per-minute limit"
+        body = None if ex.is_form else ex.read_json(rule)
+        estimate = estimate_request(body, ex.upstream_path, len(ex.body))
         reserved: list[Reservation] = ex.state.setdefault(_RESERVED, [])
         tightest: tuple[int, float, int] | None = None
         for limit in limits:
@@ -216,9 +219,9 @@ def on(pattern: str) -> str:
 
 
 def is_streamed(ex: Exchange) -> bool:
-    if ex.method != "POST" or b'"stream"' not in ex.body:
+    if ex.method != "POST" or ex.is_form:
         return False
-    body = ex.json()
+    body = ex.read_json("TOKEN_RATE_LIMIT (pacing streamed replies)")
     return body is not None and body.get("stream") is True
 
 

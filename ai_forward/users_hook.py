@@ -8,17 +8,18 @@ and `ex.principal` carries the user's own limits for the rate limiter.
 
 from __future__ import annotations
 
-import re
 import time
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from loguru import logger
 
 from . import stream_usage
 from .admin import AdminAPI
 from .auth import KeyRing
-from .errors import Forbidden, ServiceUnavailable, Unauthorized
+from .body import UnreadableBody, form_values
+from .errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthorized
 from .exchange import Exchange, Principal
 from .key_cache import KeyCache
 from .ratelimit_tokens import generated_tokens, prompt_tokens
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from .app import Gateway
 
 _NAME = "users.name"
-_FORM_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]{1,200})\r\n')
 _MODEL = "users.model"
+_ALLOWLIST = "this key's model allowlist"
 
 
 class UsersHook:
@@ -117,8 +118,15 @@ def check_allowed(user: User, ex: Exchange) -> None:
             + ", ".join(user.routes),
             code="route_not_allowed",
         )
-    model = requested_model(ex)
-    if user.models and model:
+    if user.models:
+        query = ex.query.decode("latin-1")
+        # A `model` in the query string (as realtime calls send it) counts too.
+        check_models(user, [v for k, v in parse_qsl(query) if k == "model"] if query else [])
+        check_models(user, body_models(ex))
+
+
+def check_models(user: User, models: list[str]) -> None:
+    for model in models:
         for wanted in (m.strip() for m in model.split(",")):
             if wanted and not any(fnmatchcase(wanted, allowed) for allowed in user.models):
                 raise Forbidden(
@@ -129,14 +137,37 @@ def check_allowed(user: User, ex: Exchange) -> None:
                 )
 
 
+def body_models(ex: Exchange) -> list[str]:
+    """Every model the body asks for, read strictly: a body or form that cannot be read
+    is refused rather than let through unchecked."""
+    if not ex.body:
+        return []
+    if ex.is_form:
+        values = form_values(ex.body, ex.header(b"content-type") or b"", "model")
+        if values is None:
+            raise UnreadableBody(
+                "the multipart form could not be read (its boundary, a part's "
+                f"Content-Disposition name, or its closing delimiter); {_ALLOWLIST} needs "
+                "its `model` field readable"
+            )
+        return values
+    body = ex.read_json(_ALLOWLIST, strict=True) or {}
+    model = body.get("model")
+    if model is None:
+        return []
+    if not isinstance(model, str):
+        raise InvalidRequest("`model` must be a string naming one model", param="model")
+    # What goes upstream is what was checked: no duplicate key another parser reads first.
+    ex.replace_json(body)
+    return [model]
+
+
 def requested_model(ex: Exchange) -> str | None:
     """The `model` of a JSON body, or of a multipart form (audio, image uploads)."""
-    model = ex.model
-    content_type = ex.header(b"content-type") or b""
-    if model is None and content_type.startswith(b"multipart/form-data"):
-        found = _FORM_MODEL.search(ex.body)
-        model = found.group(1).decode("utf-8", "replace").strip() if found else None
-    return model
+    if ex.is_form:
+        values = form_values(ex.body, ex.header(b"content-type") or b"", "model")
+        return values[0] if values else None
+    return ex.model
 
 
 def install_users(gateway: Gateway) -> None:

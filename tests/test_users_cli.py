@@ -102,6 +102,10 @@ def test_cli_errors_name_what_to_fix(store_dir: Path) -> None:
     assert "--rpm" in result.stderr
     result = aifd_users(store_dir, "add", "cy", "--routes", "/nowhere", code=2)
     assert "--routes" in result.stderr
+    for far in ("10000-01-01", "1e20", "1960-01-01"):
+        result = aifd_users(store_dir, "add", "cy", "--expires", far, code=2)
+        assert "--expires" in result.stderr and "9999" in result.stderr
+    assert [u["name"] for u in aifd_users(store_dir, "list", "--json")] == ["bo"]
     result = aifd_users(store_dir, "set", "bo", code=2)
     assert "nothing to change" in result.stderr
     result = aifd_users(store_dir, "list", "--store", "mysql://x", code=2)
