@@ -7,6 +7,7 @@
     ├── Forbidden                     403 permission_error
     ├── RouteNotFound                 404 invalid_request_error / route_not_found
     ├── NotFound                      404 invalid_request_error / not_found
+    ├── RequestTimeout                408 invalid_request_error / request_timeout
     ├── Conflict                      409 invalid_request_error / conflict
     ├── BodyTooLarge                  413 invalid_request_error / body_too_large
     ├── InvalidField                  422 invalid_request_error / invalid_value (param)
@@ -102,6 +103,14 @@ class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
     code = "not_found"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its request in time."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class Conflict(GatewayError):

@@ -44,6 +44,7 @@ class Settings:
     timeout: float = 300.0
     cors_origins: tuple[str, ...] = ("*",)
     max_body_size: int = 100 * 1000**2
+    body_timeout: float = 60.0
     access_log: bool = True
     host: str = "0.0.0.0"
     port: int = 8000
@@ -68,6 +69,7 @@ class Settings:
             timeout=reader.number("TIMEOUT", 300.0, minimum=0.1),
             cors_origins=reader.items("CORS_ORIGINS", ("*",)),
             max_body_size=reader.size("MAX_BODY_SIZE", 100 * 1000**2),
+            body_timeout=reader.number("BODY_TIMEOUT", 60.0, minimum=0.1),
             access_log=reader.flag("ACCESS_LOG", True),
             host=reader.text("HOST", "0.0.0.0"),
             port=reader.integer("PORT", 8000, minimum=0, maximum=65535),
