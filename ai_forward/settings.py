@@ -14,7 +14,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from .chatlog_settings import ChatLogSettings, read_chatlog_settings
-from .env import EnvReader, SettingsError, check_url
+from .env import EnvReader, SettingsError, check_url, is_loopback
 from .provider_settings import ProviderSettings, read_provider_settings
 from .ratelimit_settings import LimitSettings, read_limit_settings
 from .retry_settings import ResilienceSettings, read_resilience_settings
@@ -92,7 +92,7 @@ class Settings:
             return None
         if self.users.admin_token:
             return None  # keyless requests are refused: clients use issued keys
-        if self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127."):
+        if is_loopback(self.host):
             return None
         return (
             f"refusing to start: real API keys are configured but FORWARD_KEY is empty, so anyone "
