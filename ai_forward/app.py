@@ -63,10 +63,12 @@ class Gateway:
             self.hooks,
             self.upstream,
             max_body_size=settings.max_body_size,
+            body_timeout=settings.body_timeout,
             access_log=access_log,
             planner=self.planner,
             retrier=self.retrier,
         )
+        self.resources.append(self.forwarder.bodies)
 
     def upstream(self) -> Upstream:
         if self._upstream is None:

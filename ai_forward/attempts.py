@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 Attempt = Callable[[], Awaitable[UpstreamResponse]]
 KEY_RING = "resilience.ring"
 ATTEMPTS_HEADER = b"x-aifd-attempts"
+# The SDKs' own retry signal: honoured from the upstream, and sent once the gateway has
+# retried, so that the client's retries do not multiply with the gateway's.
+SHOULD_RETRY = "x-should-retry"
+_NO_MORE_RETRIES = (SHOULD_RETRY.encode(), b"false")
 
 
 class Retrier:
@@ -104,10 +108,11 @@ class Retrier:
             if other is not None:
                 ex.real_key = other
                 return 0.0
-        if not self.policy.retryable(status):
+        if not self.policy.retryable(status) or response.headers.get(SHOULD_RETRY) == "false":
             return None
         return self.policy.wait_before(retry, response.headers)
 
     def finish(self, ex: Exchange) -> None:
         if ex.outcome.attempts > 1:
             ex.response_headers.append((ATTEMPTS_HEADER, str(ex.outcome.attempts).encode()))
+            ex.response_headers.append(_NO_MORE_RETRIES)

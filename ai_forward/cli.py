@@ -13,8 +13,9 @@ import uvicorn
 from rich.console import Console
 
 from .cli_users import users_cli
+from .preflight import example_secrets, inline_comments
 from .settings import Settings, SettingsError, load_env
-from .settings_doc import settings_help
+from .settings_doc import SETTINGS, settings_help
 
 cli = typer.Typer(
     name="aifd",
@@ -35,6 +36,10 @@ def _commands() -> None:
 def fail(message: str, code: int = 2) -> None:
     _err.print(f"[bold red]aifd:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    _err.print(f"[bold yellow]aifd: warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 @cli.command(epilog=settings_help())
@@ -63,10 +68,17 @@ def run(
                 env[name] = str(value)
         if log_chat:
             env["LOG_CHAT"] = "true"
+        for warning in inline_comments(env, tuple(name for name, _, _ in SETTINGS)):
+            warn(warning)
         settings = Settings.from_env(env)
     except SettingsError as exc:
         fail(str(exc))
         return
+    checked = example_secrets(env, settings.host)
+    for warning in checked.warnings:
+        warn(warning)
+    if checked.problem:
+        fail(checked.problem)
     problem = settings.open_access_problem()
     if problem:
         fail(problem, code=1)

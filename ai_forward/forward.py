@@ -14,7 +14,8 @@ from loguru import logger
 
 from .accesslog import AccessLog
 from .auth import KEY_HEADERS, key_header
-from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailable
+from .bodyreader import BodyReader, ClientDisconnected, too_large
+from .errors import GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
 from .observe_usage import UsageObserver, observer_for
 from .routing import RouteTable
@@ -50,10 +51,6 @@ Retrier = Callable[
 WATCH_AFTER = 0.2
 
 
-class ClientDisconnected(Exception):
-    """The client went away before the exchange ended."""
-
-
 class Forwarder:
     """The ASGI app that forwards every request under a route prefix."""
 
@@ -64,6 +61,7 @@ class Forwarder:
         upstream: Callable[[], Upstream],
         *,
         max_body_size: int,
+        body_timeout: float,
         access_log: AccessLog | None = None,
         planner: Planner | None = None,
         retrier: Retrier | None = None,
@@ -72,6 +70,7 @@ class Forwarder:
         self.hooks = tuple(hooks)
         self.upstream = upstream
         self.max_body_size = max_body_size
+        self.bodies = BodyReader(max_body_size, body_timeout)
         self.access_log = access_log
         self.planner: Planner = planner or plan_passthrough
         self.retrier = retrier
@@ -135,7 +134,7 @@ class Forwarder:
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_size:
                 raise too_large(self.max_body_size)
-        body = await read_body(receive, self.max_body_size)
+        body = await self.bodies.read(receive)
         client = scope.get("client")
         return Exchange(
             scope=scope,
@@ -305,28 +304,6 @@ def downstream_headers(raw: Sequence[tuple[bytes, bytes]], keep_length: bool) ->
         if name.lower() not in _NOT_DOWNSTREAM
         and (keep_length or name.lower() != b"content-length")
     ]
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def too_large(limit: int) -> BodyTooLarge:
-    return BodyTooLarge(
-        f"request body is larger than MAX_BODY_SIZE ({limit} bytes); send less or raise the limit"
-    )
 
 
 async def send_error(send: Send, err: GatewayError, extra: Headers | None = None) -> None:

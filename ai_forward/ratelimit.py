@@ -86,7 +86,7 @@ class LimitHook:
             ]
             if rates and is_streamed(ex):
                 ex.body_filters.append(paced(min(rates)))
-        if not settings.counting:
+        if not settings.counting and ex.principal is None:
             return
         requests, tokens = self.limits_for(ex)
         if not (requests or tokens):
@@ -257,13 +257,14 @@ def duration(seconds: float) -> str:
 
 
 def install_limits(gateway: Gateway) -> None:
-    """IP lists first of all hooks; limits in their slot when any is configured."""
+    """IP lists first of all hooks; limits in their slot.
+
+    The limit hook is there even with no server-wide limit set: an issued user's own
+    `rpm`/`tpm` hold on their own. Requests of other clients then leave it at once.
+    """
     settings = gateway.settings.limits
     if settings.ip_whitelist or settings.ip_blacklist or settings.trusted_proxies:
         gateway.hooks.insert(0, ClientIPHook(settings))
-    if not (settings.counting or settings.pace):
-        return
     store = LimitStore(settings, gateway.settings.workers)
-    if settings.counting:
-        gateway.resources.append(store)
+    gateway.resources.append(store)
     gateway.hooks.append(LimitHook(settings, store))

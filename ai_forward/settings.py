@@ -14,7 +14,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from .chatlog_settings import ChatLogSettings, read_chatlog_settings
-from .env import EnvReader, SettingsError, check_url
+from .env import EnvReader, SettingsError, check_url, is_loopback
 from .origin import Origin
 from .provider_settings import ProviderSettings, read_provider_settings
 from .ratelimit_settings import LimitSettings, read_limit_settings
@@ -49,6 +49,7 @@ class Settings:
     timeout: float = 300.0
     cors_origins: tuple[str, ...] = ("*",)
     max_body_size: int = 100 * 1000**2
+    body_timeout: float = 60.0
     access_log: bool = True
     host: str = "0.0.0.0"
     port: int = 8000
@@ -73,6 +74,7 @@ class Settings:
             timeout=reader.number("TIMEOUT", 300.0, minimum=0.1),
             cors_origins=reader.items("CORS_ORIGINS", ("*",)),
             max_body_size=reader.size("MAX_BODY_SIZE", 100 * 1000**2),
+            body_timeout=reader.number("BODY_TIMEOUT", 60.0, minimum=0.1),
             access_log=reader.flag("ACCESS_LOG", True),
             host=reader.text("HOST", "0.0.0.0"),
             port=reader.integer("PORT", 8000, minimum=0, maximum=65535),
@@ -95,7 +97,7 @@ class Settings:
             return None
         if self.users.admin_token:
             return None  # keyless requests are refused: clients use issued keys
-        if self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127."):
+        if is_loopback(self.host):
             return None
         return (
             f"refusing to start: real API keys are configured but FORWARD_KEY is empty, so anyone "

@@ -25,6 +25,7 @@ CORE: tuple[tuple[str, str, str], ...] = (
     ("TIMEOUT", "300", "seconds: connect timeout and longest gap between upstream bytes"),
     ("CORS_ORIGINS", "*", "allowed browser origins, comma-separated; preflight answered locally"),
     ("MAX_BODY_SIZE", "100MB", "largest request body accepted (413 above it)"),
+    ("BODY_TIMEOUT", "60", "seconds a client may take to send its whole request body (408 after)"),
     ("ACCESS_LOG", "true", "one log line per request (never keys, never query strings)"),
     ("HOST", "0.0.0.0", "address to bind (--host)"),
     ("PORT", "8000", "port (--port)"),
