@@ -23,6 +23,7 @@ from .exchange import Hook
 from .forward import Forwarder, Planner, Retrier, plan_passthrough
 from .providers.hook import install_providers
 from .ratelimit import install_limits
+from .redact import Redactor
 from .retry import install_resilience
 from .routing import RouteTable
 from .settings import Settings
@@ -41,6 +42,8 @@ class Gateway:
         self.settings = settings
         self.table = RouteTable(settings.routes)
         self._upstream: Upstream | None = None
+        # Masks every real key in upstream answers and chat logs; built once, shared.
+        self.redactor = Redactor.for_settings(settings)
         self.rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
         # Async context managers entered by the lifespan, in order (exited in reverse).
         self.resources: list[contextlib.AbstractAsyncContextManager[object]] = []
@@ -76,7 +79,7 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            self._upstream = await stack.enter_async_context(Upstream(self.settings))
+            self._upstream = await stack.enter_async_context(Upstream(self.settings, self.redactor))
             for resource in self.resources:
                 await stack.enter_async_context(resource)
             logger.info(
