@@ -29,7 +29,7 @@ class Route:
 
     prefix: str
     base_url: str
-    keys: tuple[str, ...] = ()
+    keys: tuple[str, ...] = field(default=(), repr=False)
     name: str = "openai"
 
 
@@ -38,7 +38,7 @@ class Settings:
     """Everything ai-forward reads from its environment."""
 
     routes: tuple[Route, ...] = (Route("/", "https://api.openai.com"),)
-    forward_keys: tuple[str, ...] = ()
+    forward_keys: tuple[str, ...] = field(default=(), repr=False)
     allow_open_access: bool = False
     proxy: str | None = None
     timeout: float = 300.0
