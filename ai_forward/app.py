@@ -23,6 +23,7 @@ from .exchange import Hook
 from .forward import Forwarder, Planner, Retrier, plan_passthrough
 from .providers.hook import install_providers
 from .ratelimit import install_limits
+from .redact import Redactor
 from .retry import install_resilience
 from .routing import RouteTable
 from .settings import Settings
@@ -37,10 +38,15 @@ _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 class Gateway:
     """The top-level ASGI app: lifespan, `/healthz`, then forwarding."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_startup_failure: Callable[[str], None] | None = None
+    ) -> None:
         self.settings = settings
+        self.on_startup_failure = on_startup_failure
         self.table = RouteTable(settings.routes)
         self._upstream: Upstream | None = None
+        # Masks every real key in upstream answers and chat logs; built once, shared.
+        self.redactor = Redactor.for_settings(settings)
         self.rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
         # Async context managers entered by the lifespan, in order (exited in reverse).
         self.resources: list[contextlib.AbstractAsyncContextManager[object]] = []
@@ -78,7 +84,7 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            self._upstream = await stack.enter_async_context(Upstream(self.settings))
+            self._upstream = await stack.enter_async_context(Upstream(self.settings, self.redactor))
             for resource in self.resources:
                 await stack.enter_async_context(resource)
             logger.info(
@@ -107,16 +113,24 @@ class Gateway:
             else:
                 await self.forwarder(scope, receive, send)
         elif kind == "lifespan":
-            await serve_lifespan(self.lifespan, receive, send)
+            await serve_lifespan(
+                self.lifespan, receive, send, self.on_startup_failure, self.redactor
+            )
         else:
             await receive()
             await send({"type": "websocket.close", "code": 1008, "reason": "not forwarded"})
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
-    """The gateway as an ASGI app; `settings` default to the environment."""
+def create_app(
+    settings: Settings | None = None, on_startup_failure: Callable[[str], None] | None = None
+) -> ASGIApp:
+    """The gateway as an ASGI app; `settings` default to the environment.
+
+    `on_startup_failure`, when given, receives the one-line reason start-up failed
+    (the server is then only told that it did); else the server shows that reason.
+    """
     settings = settings or Settings.from_env()
-    app: ASGIApp = Gateway(settings)
+    app: ASGIApp = Gateway(settings, on_startup_failure)
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app
@@ -137,15 +151,26 @@ async def serve_lifespan(
     lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]],
     receive: Receive,
     send: Send,
+    on_failure: Callable[[str], None] | None = None,
+    redactor: Redactor | None = None,
 ) -> None:
+    """Run `lifespan` for the server; a start-up failure is one line, never a traceback.
+
+    A traceback would show the settings (real keys included) held by the frames.
+    """
     message = await receive()
     assert message["type"] == "lifespan.startup"
     context = lifespan()
     try:
         await context.__aenter__()
     except Exception as exc:
-        logger.exception("start-up failed")
-        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        reason = startup_reason(exc)
+        if redactor is not None:
+            reason = redactor.redact_text(reason)
+        if on_failure is not None:
+            on_failure(reason)
+            reason = ""  # already reported: the server need not repeat it
+        await send({"type": "lifespan.startup.failed", "message": reason})
         return
     await send({"type": "lifespan.startup.complete"})
     message = await receive()
@@ -155,3 +180,9 @@ async def serve_lifespan(
         await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
         return
     await send({"type": "lifespan.shutdown.complete"})
+
+
+def startup_reason(exc: BaseException) -> str:
+    """Why start-up failed, on one line."""
+    text = " ".join(str(exc).split())
+    return f"start-up failed: {text}" if text else f"start-up failed ({type(exc).__name__})"

@@ -138,6 +138,6 @@ def install_chatlog(gateway: Gateway) -> None:
     settings = gateway.settings.chatlog
     if not settings.enabled:
         return
-    writer = ChatLogWriter(settings)
+    writer = ChatLogWriter(settings, gateway.redactor)
     gateway.resources.append(writer)
     gateway.hooks.append(ChatLogHook(writer))

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from loguru import logger
 from rich.console import Console
 
 from .cli_users import users_cli
@@ -23,6 +24,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
+    # A traceback with local variables would print the settings, real keys included.
+    pretty_exceptions_show_locals=False,
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
@@ -136,7 +139,19 @@ def convert(
     _err.print(summary(result, output), highlight=False, soft_wrap=True)
 
 
+def quiet_tracebacks() -> None:
+    """Logged tracebacks show no local variables (they would hold the real keys).
+
+    The environment variables reach worker processes, whose loguru starts afresh.
+    """
+    os.environ["LOGURU_DIAGNOSE"] = "NO"
+    os.environ["LOGURU_BACKTRACE"] = "NO"
+    logger.remove()
+    logger.add(sys.stderr, diagnose=False, backtrace=False)
+
+
 def serve(settings: Settings, env: dict[str, str]) -> None:
+    quiet_tracebacks()
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
@@ -160,7 +175,16 @@ def serve(settings: Settings, env: dict[str, str]) -> None:
     else:
         from .app import create_app
 
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        # A start-up failure (unwritable LOG_DIR, unreachable store) is reported like a
+        # bad setting: one line and the same exit code.
+        failures: list[str] = []
+        try:
+            uvicorn.run(create_app(settings, failures.append), **options)  # type: ignore[arg-type]
+        except SystemExit:
+            if not failures:
+                raise
+        if failures:
+            fail(failures[0])
 
 
 def main() -> None:

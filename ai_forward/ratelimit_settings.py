@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,7 +77,7 @@ class LimitSettings:
     tokens: tuple[LimitRule, ...] = ()
     pace: tuple[LimitRule, ...] = ()
     strategy: str = "moving-window"
-    backend: str = "memory://"
+    backend: str = field(default="memory://", repr=False)  # may hold a password
     fail_open: bool = True
     ip_whitelist: tuple[IPNetwork, ...] = ()
     ip_blacklist: tuple[IPNetwork, ...] = ()

@@ -30,7 +30,7 @@ class Route:
 
     prefix: str
     base_url: str
-    keys: tuple[str, ...] = ()
+    keys: tuple[str, ...] = field(default=(), repr=False)
     name: str = "openai"
     origin: Origin = field(init=False, repr=False, compare=False)
 
@@ -43,7 +43,7 @@ class Settings:
     """Everything ai-forward reads from its environment."""
 
     routes: tuple[Route, ...] = (Route("/", "https://api.openai.com"),)
-    forward_keys: tuple[str, ...] = ()
+    forward_keys: tuple[str, ...] = field(default=(), repr=False)
     allow_open_access: bool = False
     proxy: str | None = None
     timeout: float = 300.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .env import EnvReader, SettingsError
@@ -23,8 +23,8 @@ MIN_ADMIN_TOKEN = 16
 class UserSettings:
     """Validated at start-up; read-only afterwards."""
 
-    admin_token: str | None = None
-    store_url: str = DEFAULT_STORE_URL
+    admin_token: str | None = field(default=None, repr=False)
+    store_url: str = field(default=DEFAULT_STORE_URL, repr=False)  # may hold a password
     key_cache_ttl: float = 5.0
     usage_flush_interval: float = 2.0
 
