@@ -26,7 +26,7 @@ UPSTREAM_KEYS = (
     "HOST_KEYS",
 )
 # Every example value the documentation shows for a secret, in one place; the forms below
-# cover the numbered ones (sk-xxx1, gsk-xxx, AIza-xxx) and the elided ones (sk-..., AIza...).
+# cover the masked ones (sk-xxx1, gsk-xxx, AIza-xxx) and the elided ones (sk-..., AIza...).
 PLACEHOLDERS = frozenset(
     {
         "fk-change-me",
@@ -40,9 +40,13 @@ PLACEHOLDERS = frozenset(
         "key-a",
         "key-b1",
         "key-b2",
+        "gsk-1",
+        "gsk-2",
+        "sk-ant-1",
+        "sk-ant-2",
     }
 )
-_PLACEHOLDER_FORMS = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*(?:-xxx\d*|-?\.\.\.|-\d)")
+_PLACEHOLDER_FORMS = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*(?:-xxx\d*|-?\.\.\.)")
 _SEPARATORS = re.compile(r"[,|=\s]+")
 
 
