@@ -75,6 +75,12 @@ def split_events(whole: bytes) -> list[bytes]:
     return events
 
 
+def event_data(event: bytes) -> bytes:
+    """The data of one event: its `data:` lines, joined by newlines (SSE's rule)."""
+    lines = [line[5:] for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(line[1:] if line[:1] == b" " else line for line in lines)
+
+
 class SSEDecoder:
     """Feeds raw bytes in, yields the `data` payload of each complete event.
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from ai_forward.sse import MAX_EVENT_SIZE
+from ai_forward.sse import MAX_EVENT_SIZE, event_data
 from tests.fakes import FakeUpstream, ProxyServer, Recorded, chunk
 from tests.processes import aifd_instance
 from tests.providers.fakes import HI, providers_handler
@@ -159,3 +159,8 @@ def test_every_stream_reader_cuts_an_event_that_never_ends(
     assert endless.most_taken() < SENT_MB * 1024 * 1024 / 2
     upstream.handler = providers_handler
     assert stream_chat(gateway.url, "claude-3-haiku")[0]["object"] == "chat.completion.chunk"
+
+
+def test_event_data_joins_data_lines_whatever_the_line_endings() -> None:
+    assert event_data(b'event: x\r\ndata: {"a":\r\ndata:1}\r\n\r\n') == b'{"a":\n1}'
+    assert event_data(b": comment\n\n") == b""

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from ..exchange import Exchange, StateKey
-from ..sse import SSESplitter, split_events
+from ..sse import SSESplitter, event_data, split_events
 
 _USAGE_PATHS = ("/chat/completions", "/completions")
 _ASKED = StateKey[bool]("usage asked for")
@@ -71,9 +71,8 @@ def is_usage_only(event: bytes) -> bool:
     """Whether one SSE event (without its blank line) is a usage-only chunk."""
     if not has_usage(event):
         return False
-    lines = [line[5:].strip() for line in event.splitlines() if line.startswith(b"data:")]
     try:
-        payload = orjson.loads(b"\n".join(lines))
+        payload = orjson.loads(event_data(event))
     except orjson.JSONDecodeError:
         return False
     return (

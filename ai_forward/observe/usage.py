@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ..sse import SSEDecoder, SSESplitter
+from ..sse import SSESplitter, event_data, split_events
 from .fields import GENERATED_TEXT, usage_of
 from .reply import ResponseObserver
 from .stream_usage import has_usage
@@ -42,11 +42,7 @@ class UsageObserver:
             self._read_usage(whole)
 
     def _read_usage(self, events: bytes) -> None:
-        if b"\r" in events:
-            datas = [data for _, data in SSEDecoder().feed(events + b"\n\n")]
-        else:
-            datas = [event.partition(b"data:")[2] for event in events.split(b"\n\n")]
-        for data in datas:
+        for data in map(event_data, split_events(events)):
             if not has_usage(data):
                 continue
             try:

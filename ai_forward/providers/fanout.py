@@ -21,7 +21,7 @@ import orjson
 from ..errors import GatewayError
 from ..exchange import Exchange
 from ..pipeline import Planner
-from ..sse import DONE, EventTooLarge, SSEDecoder
+from ..sse import DONE, EventTooLarge, SSEDecoder, encode_event
 from ..upstream import Upstream, UpstreamRequest, UpstreamResponse
 from .base import JSON, loads_object
 from .reply import SSE_TYPE, Reply, read_all
@@ -177,7 +177,7 @@ class MergedStream:
             "model": self.names[index],
             "choices": choices,
         }
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
+        return encode_event(payload)
 
     async def events(self) -> AsyncIterator[bytes]:
         self.tasks = [asyncio.create_task(self.pump(i)) for i in range(len(self.requests))]
@@ -204,7 +204,7 @@ class MergedStream:
                     "choices": [],
                     "usage": usage,
                 }
-                yield b"data: " + orjson.dumps(payload) + b"\n\n"
+                yield encode_event(payload)
             yield DONE
         finally:
             self.close()

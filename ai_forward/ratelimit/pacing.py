@@ -14,7 +14,7 @@ import orjson
 
 from ..exchange import BodyFilter
 from ..observe.tokens import delta_chars, text_tokens
-from ..sse import SSESplitter, split_events
+from ..sse import SSESplitter, event_data, split_events
 
 
 def paced(tokens_per_second: float) -> BodyFilter:
@@ -52,14 +52,8 @@ def paced(tokens_per_second: float) -> BodyFilter:
 def event_tokens(event: bytes) -> int:
     if b'"choices"' not in event:
         return 0
-    chars = 0
-    for line in event.splitlines():
-        if not line.startswith(b"data:"):
-            continue
-        try:
-            chunk = orjson.loads(line[5:])
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(chunk, dict):
-            chars += delta_chars(chunk)
-    return text_tokens(chars)
+    try:
+        chunk = orjson.loads(event_data(event))
+    except orjson.JSONDecodeError:
+        return 0
+    return text_tokens(delta_chars(chunk)) if isinstance(chunk, dict) else 0
