@@ -9,7 +9,8 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 4. users        `users/`          issued keys → a user and its limits; `/admin`
 5. providers    `providers/`      model → provider; its planner wraps the passthrough one
 6. limits       `ratelimit/`      request and token limits, stream pacing
-7. chat log     `chatlog/`        records of each chat exchange
+7. budgets      `budgets/`        a user's spending budget: worst case charged, then settled
+8. chat log     `chatlog/`        records of each chat exchange
 
 Each hook's `before` runs in this order, each `after` in reverse. The lifespan
 enters the upstream session, the access log, the features' resources in this
@@ -28,6 +29,7 @@ from loguru import logger
 
 from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
+from .budgets import hook as budgets
 from .chatlog import hook as chatlog
 from .cors import CORS
 from .exchange import Hook
@@ -51,6 +53,7 @@ FEATURES: tuple[Feature, ...] = (
     users.install,
     providers.install,
     ratelimit.install,
+    budgets.install,
     chatlog.install,
 )
 GC_THRESHOLD = 20_000

@@ -68,6 +68,7 @@ class Principal:
     tpm: int | None = None
     models: tuple[str, ...] = ()
     routes: tuple[str, ...] = ()
+    budget: tuple[float, str] | None = None  # US dollars per "day" or "month" (UTC)
 
 
 @dataclass(slots=True)

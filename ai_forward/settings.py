@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .budgets.settings import BudgetSettings, read_budget_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
 from .env import (
     EnvReader,
@@ -166,6 +167,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
+    budgets: BudgetSettings = field(default_factory=BudgetSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -191,6 +193,7 @@ class Settings:
             limits=read_limit_settings(reader),
             resilience=read_resilience_settings(reader),
             chatlog=read_chatlog_settings(reader),
+            budgets=read_budget_settings(reader),
             extra=dict(reader.env),
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from . import settings as core
+from .budgets import settings as budget_settings
 from .chatlog import settings as chatlog_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
@@ -17,6 +18,7 @@ from .users import settings as users_settings
 SETTINGS = (
     core.DOC
     + users_settings.DOC
+    + budget_settings.DOC
     + provider_settings.DOC
     + ratelimit_settings.DOC
     + core.CLIENT_IP_DOC

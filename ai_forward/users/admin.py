@@ -3,10 +3,11 @@
     POST   /admin/users               create; the key is in the answer, once
     GET    /admin/users               list
     GET    /admin/users/{name}        one user, with usage (?since=YYYY-MM-DD)
-    PATCH  /admin/users/{name}        change rpm, tpm, models, routes, expires_at
+    PATCH  /admin/users/{name}        change rpm, tpm, models, routes, expires_at, budget
     POST   /admin/users/{name}/reset  a new key; the old one stops working at once
     DELETE /admin/users/{name}        delete; the key stops working at once
-    GET    /admin/usage               usage of every user (?since=YYYY-MM-DD&user=NAME)
+    GET    /admin/usage               tokens and cost per day, user and model, with totals
+                                      (?since=YYYY-MM-DD&user=NAME)
 
 Every call carries `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time.
 """
@@ -37,7 +38,8 @@ from ..errors import (
 from ..keys import find_key
 from ..types import Receive, Scope, Send
 from . import accounts
-from .store import UsageRow, UserStore
+from .report import usage_report
+from .store import UserStore
 from .usage import UsageWriter
 from .user import FieldError, User, check_fields, new_key
 
@@ -202,20 +204,6 @@ def since_of(request: Request) -> str:
         return accounts.usage_since(None if value is None else value[:10])
     except ValueError:
         raise InvalidField(f"since={value!r}: expected a date YYYY-MM-DD", param="since") from None
-
-
-def usage_report(since: str, rows: list[UsageRow]) -> dict[str, Any]:
-    totals: dict[str, dict[str, int]] = {}
-    for row in rows:
-        total = totals.setdefault(
-            row.name, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
-        )
-        total["requests"] += row.requests
-        total["prompt_tokens"] += row.prompt_tokens
-        total["completion_tokens"] += row.completion_tokens
-    for total in totals.values():
-        total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
-    return {"since": since, "data": [r.public() for r in rows], "totals": totals}
 
 
 def json(data: Any, status: int = 200) -> Response:

@@ -20,6 +20,7 @@ from rich.table import Table
 from ..env import EnvReader, SettingsError
 from ..settings import load_env, read_routes
 from . import accounts
+from .report import usage_report
 from .settings import check_store_url, read_store_url
 from .store import UserStore, open_store
 from .user import FieldError, User, check_fields, iso, new_key
@@ -33,7 +34,7 @@ users_cli = typer.Typer(
 _out = Console()
 _err = Console(stderr=True)
 _OPTION = {"rpm": "--rpm", "tpm": "--tpm", "models": "--models", "routes": "--routes"}
-_OPTION |= {"expires_at": "--expires", "name": "NAME"}
+_OPTION |= {"expires_at": "--expires", "name": "NAME", "budget": "--budget"}
 
 Store = Annotated[
     str | None, typer.Option("--store", help="Store URL. [default: STORE_URL, sqlite:///aifd.db]")
@@ -54,6 +55,10 @@ Expires = Annotated[
         help="Expiry: ISO 8601 time (UTC unless given); a date alone lasts to the end of that"
         " UTC day; 'never' (or 'none', 'null') for no expiry."
     ),
+]
+Budget = Annotated[
+    str | None,
+    typer.Option(help="Spending budget in US dollars: 5/day or 200/month; 'none' for no budget."),
 ]
 # What the CLI reads as JSON's null: no limit of its own, no expiry.
 NO_VALUE = ("none", "null", "never")
@@ -96,6 +101,9 @@ def fields_of(env_file: Path | None, partial: bool, **options: str | None) -> di
         value = options.get(listed)
         if value is not None:
             data[listed] = [v.strip() for v in value.split(",") if v.strip()]
+    budget = options.get("budget")
+    if budget is not None:
+        data["budget"] = None if budget.strip().lower() in NO_VALUE else budget
     expires = options.get("expires")
     if expires is not None:
         data["expires_at"] = None if expires.strip().lower() in NO_VALUE else expires
@@ -132,13 +140,14 @@ def add(
     models: Models = None,
     routes: Routes = None,
     expires: Expires = None,
+    budget: Budget = None,
     store: Store = None,
     env_file: EnvFile = None,
     json: Json = False,
 ) -> None:
     """Create a user and print its key (shown this once)."""
     options = {"name": name, "rpm": rpm, "tpm": tpm, "models": models, "routes": routes}
-    fields = fields_of(env_file, False, expires=expires, **options)
+    fields = fields_of(env_file, False, expires=expires, budget=budget, **options)
 
     async def work(s: UserStore) -> tuple[User, str]:
         try:
@@ -158,12 +167,14 @@ def list_users(store: Store = None, env_file: EnvFile = None, json: Json = False
     if json:
         print(orjson.dumps([u.public() for u in users]).decode())
         return
-    table = Table("name", "key", "rpm", "tpm", "models", "routes", "expires", "created")
+    table = Table("name", "key", "rpm", "tpm", "models", "routes", "expires", "budget", "created")
     for u in users:
         p = u.public()
         table.add_row(
             *(cell(p[f]) for f in ("name", "key_hint", "rpm", "tpm", "models")),
-            *(cell(p[f]) for f in ("routes", "expires_at", "created_at")),
+            *(cell(p[f]) for f in ("routes", "expires_at")),
+            str(u.budget) if u.budget else "-",
+            cell(p["created_at"]),
         )
     _out.print(table)
 
@@ -201,15 +212,19 @@ def set_user(
     models: Models = None,
     routes: Routes = None,
     expires: Expires = None,
+    budget: Budget = None,
     store: Store = None,
     env_file: EnvFile = None,
     json: Json = False,
 ) -> None:
-    """Change a user's limits, models, routes or expiry (the key stays)."""
+    """Change a user's limits, models, routes, expiry or budget (the key stays)."""
     options = {"rpm": rpm, "tpm": tpm, "models": models, "routes": routes}
-    fields = fields_of(env_file, True, expires=expires, **options)
+    fields = fields_of(env_file, True, expires=expires, budget=budget, **options)
     if not fields:
-        fail("nothing to change: give --rpm, --tpm, --models, --routes or --expires", code=2)
+        fail(
+            "nothing to change: give --rpm, --tpm, --models, --routes, --expires or --budget",
+            code=2,
+        )
     user = on_store(
         store, env_file, lambda s: change(s, name, lambda u: dataclasses.replace(u, **fields))
     )
@@ -244,13 +259,15 @@ def usage(
     env_file: EnvFile = None,
     json: Json = False,
 ) -> None:
-    """Requests and tokens per day and model."""
+    """Requests, tokens and cost per day, user and model, with totals (as GET /admin/usage)."""
     first = since_day(since)
     rows = on_store(store, env_file, lambda s: s.usage(first, name))
+    report = usage_report(first, rows)
     if json:
-        print(orjson.dumps([r.public() for r in rows]).decode())
+        print(orjson.dumps(report).decode())
     else:
         show_usage(rows)
+        show_totals(report)
 
 
 async def change(store: UserStore, name: str, edit: Callable[[User], User]) -> User:
@@ -288,20 +305,36 @@ def show_user(user: User, json: bool, key: str | None = None) -> None:
         print(key)
 
 
+_USAGE_COLUMNS = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "total_tokens")
+
+
 def show_usage(rows: list[Any]) -> None:
-    table = Table("day", "user", "model", "requests", "prompt", "completion", "total")
+    table = Table("day", "user", "model", "requests", "prompt", "completion", "cached", "total")
+    table.add_column("cost $", justify="right")
     for r in rows:
         p = r.public()
         table.add_row(
-            p["day"],
-            p["user"],
-            p["model"],
-            *(
-                str(p[f])
-                for f in ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
-            ),
+            p["day"], p["user"], p["model"], *(str(p[f]) for f in _USAGE_COLUMNS), money(p["cost"])
         )
     _out.print(table)
+
+
+def show_totals(report: dict[str, Any]) -> None:
+    table = Table("totals since " + report["since"], "requests", "prompt", "completion")
+    table.add_column("cached")
+    table.add_column("total")
+    table.add_column("cost $", justify="right")
+    groups = [("user ", report["totals"]), ("model ", report["models"])]
+    for label, totals in groups:
+        for name, t in totals.items():
+            table.add_row(label + name, *(str(t[f]) for f in _USAGE_COLUMNS), money(t["cost"]))
+    t = report["total"]
+    table.add_row("all", *(str(t[f]) for f in _USAGE_COLUMNS), money(t["cost"]), style="bold")
+    _out.print(table)
+
+
+def money(value: float) -> str:
+    return f"{value:.4f}"
 
 
 def cell(value: Any) -> str:

@@ -78,7 +78,10 @@ class UsersHook:
         check_allowed(user, ex)
         ex.key_kind = KeyKind.USER
         ex.credential = Credential.draw(self.rings.get(ex.route.prefix))
-        ex.principal = Principal(user.name, user.rpm, user.tpm, user.models, user.routes)
+        budget = (user.budget.amount, user.budget.period) if user.budget else None
+        ex.principal = Principal(
+            user.name, user.rpm, user.tpm, user.models, user.routes, budget=budget
+        )
         ex.set(_USER, (user.name, requested_model(ex)))
         stream_usage.ask_for_usage(ex)
 
@@ -170,7 +173,7 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     users = settings.users
     store = open_store(users.store_url)
     cache = KeyCache(store, users.key_cache_ttl)
-    usage = UsageWriter(store, users.usage_flush_interval)
+    usage = UsageWriter(store, users.usage_flush_interval, prices=settings.budgets.prices)
     refuse = users.admin_token is not None and not settings.allow_open_access
     hook = UsersHook(cache, usage, shared.rings, refuse_keyless=refuse)
     mounts: tuple[tuple[str, ASGIApp], ...] = ()

@@ -13,18 +13,27 @@ from typing import Any
 
 from loguru import logger
 
+from ..budgets.prices import Prices, usage_counts
 from .store import UsageCount, UsageKey, UserStore
 from .user import utc_day
 
 MAX_PENDING = 10_000
+_ZERO: UsageCount = (0, 0, 0, 0, 0)
 _MAX_MODEL = 200
 
 
 class UsageWriter:
     """Adds up requests and tokens; `flush` writes them to the store."""
 
-    def __init__(self, store: UserStore, interval: float, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self,
+        store: UserStore,
+        interval: float,
+        max_pending: int = MAX_PENDING,
+        prices: Prices | None = None,
+    ) -> None:
         self.store = store
+        self.prices = prices or Prices()
         self.interval = interval
         self.max_pending = max_pending
         self._pending: dict[UsageKey, UsageCount] = {}
@@ -45,14 +54,15 @@ class UsageWriter:
         await self.flush()
 
     def count(self, name: str, model: str, usage: dict[str, Any] | None) -> None:
-        prompt, completion = tokens(usage)
+        prompt, completion, cached = usage_counts(usage)
+        cost = self.prices.cost(model, usage)
         key = (utc_day(), name, clean_model(model))
         if key not in self._pending and len(self._pending) >= self.max_pending:
             logger.warning("usage: {} rows wait to be written; dropping a count", self.max_pending)
             self._full.set()
             return
-        requests, p, c = self._pending.get(key, (0, 0, 0))
-        self._pending[key] = (requests + 1, p + prompt, c + completion)
+        old = self._pending.get(key, _ZERO)
+        self._pending[key] = add(old, (1, prompt, completion, cached, cost))
         if len(self._pending) >= self.max_pending // 2:
             self._full.set()
 
@@ -66,9 +76,8 @@ class UsageWriter:
                 await self.store.add_usage(batch)
             except Exception as exc:
                 logger.warning("usage: writing {} rows failed ({}); will retry", len(batch), exc)
-                for key, (r, p, c) in batch.items():
-                    r2, p2, c2 = self._pending.get(key, (0, 0, 0))
-                    self._pending[key] = (r + r2, p + p2, c + c2)
+                for key, counts in batch.items():
+                    self._pending[key] = add(self._pending.get(key, _ZERO), counts)
 
     async def _run(self) -> None:
         while True:
@@ -78,17 +87,8 @@ class UsageWriter:
             await self.flush()
 
 
-def tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
-    """(prompt, completion) tokens of an OpenAI usage object (chat, completions or responses)."""
-    if not usage:
-        return 0, 0
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0))
-    completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
-    return as_count(prompt), as_count(completion)
-
-
-def as_count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+def add(a: UsageCount, b: UsageCount) -> UsageCount:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4])
 
 
 def clean_model(model: str) -> str:

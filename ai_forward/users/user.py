@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from ..budgets.budget import Budget, BudgetError, check_budget
+
 KEY_PREFIX = "aifd-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -21,7 +23,7 @@ _MAX_LIST = 256
 _MAX_ITEM = 200
 # The last second a store, `datetime` and every client can show: 9999-12-31T23:59:59Z.
 LATEST_TIME = 253402300799.0
-FIELDS = ("name", "rpm", "tpm", "models", "routes", "expires_at")
+FIELDS = ("name", "rpm", "tpm", "models", "routes", "expires_at", "budget")
 
 
 class FieldError(ValueError):
@@ -46,6 +48,7 @@ class User:
     routes: tuple[str, ...] = ()
     expires_at: float | None = None
     created_at: float = field(default=0.0)
+    budget: Budget | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -61,6 +64,7 @@ class User:
             "routes": list(self.routes),
             "expires_at": iso(self.expires_at),
             "created_at": iso(self.created_at),
+            "budget": self.budget.public() if self.budget else None,
         }
 
 
@@ -108,6 +112,11 @@ def check_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
         out["routes"] = tuple(normal_route(r) for r in out["routes"])
     if "expires_at" in data:
         out["expires_at"] = check_time("expires_at", data["expires_at"])
+    if "budget" in data:
+        try:
+            out["budget"] = check_budget(data["budget"])
+        except BudgetError as exc:
+            raise FieldError("budget", str(exc)) from None
     return out
 
 

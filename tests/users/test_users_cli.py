@@ -80,8 +80,8 @@ def test_cli_manages_users_of_a_running_server(
     served = len(upstream.requests)  # every one of them made with ann's keys
 
     def counted() -> bool:
-        rows = aifd_users(store_dir, "usage", "ann", "--json")
-        return sum(r["requests"] for r in rows) == served
+        report = aifd_users(store_dir, "usage", "ann", "--json")
+        return bool(report["total"]["requests"] == served)
 
     eventually(counted)
     shown = aifd_users(store_dir, "show", "ann", "--json")

@@ -14,12 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ...budgets.prices import NANOS_PER_USD
 from ..user import User
 
 # The hash of a key that changed, or None for "anything may have changed".
 Invalidate = Callable[[str | None], None]
 UsageKey = tuple[str, str, str]  # (day YYYY-MM-DD, user name, model)
-UsageCount = tuple[int, int, int]  # (requests, prompt tokens, completion tokens)
+# (requests, prompt tokens, completion tokens, cached prompt tokens, cost in nano-dollars)
+UsageCount = tuple[int, int, int, int, int]
 
 
 class UserExists(Exception):
@@ -34,6 +36,8 @@ class UsageRow:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    cost_nanos: int = 0
 
     def public(self) -> dict[str, Any]:
         return {
@@ -44,6 +48,8 @@ class UsageRow:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost": self.cost_nanos / NANOS_PER_USD,
         }
 
 

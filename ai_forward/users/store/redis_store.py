@@ -3,7 +3,7 @@
     aifd:user:{name}     the user as JSON (key hash and hint, never the key)
     aifd:key:{sha256}    -> name
     aifd:users           set of names
-    aifd:usage:{day}     hash "{name}\\x1f{model}\\x1f{r|p|c}" -> count (kept 400 days)
+    aifd:usage:{day}     hash "{name}\\x1f{model}\\x1f{r|p|c|k|n}" -> count (kept 400 days)
     aifd:keys            channel: the hash of every key reset, deleted or changed
 
 Every instance subscribes to `aifd:keys` and drops the announced key from its
@@ -23,6 +23,7 @@ import redis.asyncio as redis
 from loguru import logger
 from redis.exceptions import RedisError, WatchError
 
+from ...budgets.budget import check_budget
 from ..user import User, utc_day
 from .base import Invalidate, UsageCount, UsageKey, UsageRow, UserExists
 
@@ -30,7 +31,7 @@ PREFIX = "aifd:"
 CHANNEL = PREFIX + "keys"
 USAGE_DAYS = 400
 _SEP = "\x1f"
-_KINDS = ("r", "p", "c")
+_KINDS = ("r", "p", "c", "k", "n")  # requests, prompt, completion, cached, nano-dollars
 
 
 class RedisStore:
@@ -145,7 +146,8 @@ class RedisStore:
             for field, value in table.items():
                 who, model, kind = field.split(_SEP)
                 if name is None or who == name:
-                    counts.setdefault((who, model), [0, 0, 0])[_KINDS.index(kind)] += int(value)
+                    row = counts.setdefault((who, model), [0] * len(_KINDS))
+                    row[_KINDS.index(kind)] += int(value)
             rows += [UsageRow(day, w, m, *c) for (w, m), c in sorted(counts.items())]
         return rows
 
@@ -191,6 +193,7 @@ def dump(user: User) -> str:
         "routes": user.routes,
         "expires_at": user.expires_at,
         "created_at": user.created_at,
+        "budget": user.budget.public() if user.budget else None,
     }
     return orjson.dumps(fields).decode()
 
@@ -199,4 +202,5 @@ def load(raw: str) -> User:
     data = orjson.loads(raw)
     data["models"] = tuple(data["models"])
     data["routes"] = tuple(data["routes"])
+    data["budget"] = check_budget(data.get("budget"))
     return User(**data)

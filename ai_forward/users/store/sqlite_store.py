@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from ...budgets.budget import check_budget
 from ..settings import sqlite_path
 from ..user import User
 from .base import Invalidate, UsageCount, UsageKey, UsageRow, UserExists
@@ -32,15 +33,22 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, key_hint TEXT NOT NULL,
     rpm INTEGER, tpm INTEGER, models TEXT NOT NULL, routes TEXT NOT NULL,
-    expires_at REAL, created_at REAL NOT NULL);
+    expires_at REAL, created_at REAL NOT NULL, budget TEXT);
 CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL,
     requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL DEFAULT 0, cost_nanos INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, name, model));
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('keys_version', 0);
 """
-_COLUMNS = "name, key_hash, key_hint, rpm, tpm, models, routes, expires_at, created_at"
+_COLUMNS = "name, key_hash, key_hint, rpm, tpm, models, routes, expires_at, created_at, budget"
+# Columns added since the first schema: a file written by an older version gains them.
+_ADDED = (
+    ("users", "budget", "TEXT"),
+    ("usage", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("usage", "cost_nanos", "INTEGER NOT NULL DEFAULT 0"),
+)
 _BUMP = "UPDATE meta SET value = value + 1 WHERE name = 'keys_version'"
 
 
@@ -81,6 +89,10 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            for table, column, kind in _ADDED:
+                columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._conn = conn
         return self._conn
 
@@ -111,7 +123,7 @@ class SqliteStore:
     # --- the interface ----------------------------------------------------
 
     async def create(self, user: User) -> None:
-        sql = f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        sql = f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         try:
             await self._run(lambda: self._write([(sql, row(user))]))
         except sqlite3.IntegrityError:
@@ -135,10 +147,10 @@ class SqliteStore:
     async def replace(self, old: User, new: User) -> bool:
         sql = (
             "UPDATE users SET key_hash = ?, key_hint = ?, rpm = ?, tpm = ?, models = ?, "
-            "routes = ?, expires_at = ? WHERE name = ? AND key_hash = ?"
+            "routes = ?, expires_at = ?, budget = ? WHERE name = ? AND key_hash = ?"
         )
         values = row(new)
-        args = (*values[1:8], old.name, old.key_hash)
+        args = (*values[1:8], values[9], old.name, old.key_hash)
         changed = await self._run(lambda: self._write([(sql, args), (_BUMP, ())]))
         self._announce(old.key_hash)
         return changed[0] == 1
@@ -154,17 +166,24 @@ class SqliteStore:
 
     async def add_usage(self, counts: Mapping[UsageKey, UsageCount]) -> None:
         sql = (
-            "INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, name, model) DO UPDATE "
+            "INSERT INTO usage (day, name, model, requests, prompt_tokens, completion_tokens, "
+            "cached_tokens, cost_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (day, name, model) DO UPDATE "
             "SET requests = requests + excluded.requests, "
             "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-            "completion_tokens = completion_tokens + excluded.completion_tokens"
+            "completion_tokens = completion_tokens + excluded.completion_tokens, "
+            "cached_tokens = cached_tokens + excluded.cached_tokens, "
+            "cost_nanos = cost_nanos + excluded.cost_nanos"
         )
         statements = [(sql, (*key, *count)) for key, count in counts.items()]
         if statements:
             await self._run(lambda: self._write(statements))
 
     async def usage(self, since: str, name: str | None = None) -> list[UsageRow]:
-        sql = "SELECT * FROM usage WHERE day >= ?"
+        sql = (
+            "SELECT day, name, model, requests, prompt_tokens, completion_tokens, "
+            "cached_tokens, cost_nanos FROM usage WHERE day >= ?"
+        )
         args: tuple[Any, ...] = (since,)
         if name is not None:
             sql += " AND name = ?"
@@ -205,6 +224,7 @@ def row(user: User) -> tuple[Any, ...]:
         orjson.dumps(user.routes).decode(),
         user.expires_at,
         user.created_at,
+        orjson.dumps(user.budget.public()).decode() if user.budget else None,
     )
 
 
@@ -219,4 +239,5 @@ def user_of(r: tuple[Any, ...]) -> User:
         routes=tuple(orjson.loads(r[6])),
         expires_at=r[7],
         created_at=r[8],
+        budget=check_budget(orjson.loads(r[9])) if r[9] else None,
     )

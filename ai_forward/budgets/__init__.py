@@ -1,0 +1,1 @@
+"""What requests cost (MODEL_PRICES) and per-user spending budgets."""
