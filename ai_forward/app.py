@@ -3,14 +3,15 @@
 FEATURES below is the only place the order is written. Each feature returns its
 contribution (see `pipeline.py`); `fold` puts them together in that order:
 
-1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
-2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
-3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
-4. users        `users/`          issued keys → a user and its limits; `/admin`
-5. providers    `providers/`      model → provider; its planner wraps the passthrough one
-6. limits       `ratelimit/`      request and token limits, stream pacing
-7. budgets      `budgets/`        a user's spending budget: worst case charged, then settled
-8. chat log     `chatlog/`        records of each chat exchange
+1. dashboard    `dashboard/`      `/admin/ui`; while it is open, counts what every hook refused
+2. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
+3. key swap     `keyhook.py`      forward key (or open access) → the route's real key
+4. retries      `resilience/`     the retrier: retries, key rotation on 401/429
+5. users        `users/`          issued keys → a user and its limits; `/admin`
+6. providers    `providers/`      model → provider; its planner wraps the passthrough one
+7. limits       `ratelimit/`      request and token limits, stream pacing
+8. budgets      `budgets/`        a user's spending budget: worst case charged, then settled
+9. chat log     `chatlog/`        records of each chat exchange
 
 Each hook's `before` runs in this order, each `after` in reverse. The lifespan
 enters the upstream session, the access log, the features' resources in this
@@ -32,6 +33,7 @@ from .accesslog import AccessLog
 from .budgets import hook as budgets
 from .chatlog import hook as chatlog
 from .cors import CORS
+from .dashboard import hook as dashboard
 from .exchange import Hook
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
@@ -47,6 +49,7 @@ from .upstream import Upstream
 from .users import hook as users
 
 FEATURES: tuple[Feature, ...] = (
+    dashboard.install,  # first: its mount precedes /admin, its after-hook sees every refusal
     clientip.install,
     keyhook.install,
     resilience.install,

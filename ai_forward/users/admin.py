@@ -9,7 +9,8 @@
     GET    /admin/usage               tokens and cost per day, user and model, with totals
                                       (?since=YYYY-MM-DD&user=NAME)
 
-Every call carries `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time.
+Every call carries `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time, or
+the dashboard's session cookie with its `X-CSRF-Token` (see `session.py`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ..keys import find_key
 from ..types import Receive, Scope, Send
 from . import accounts
 from .report import usage_report
+from .session import AdminSessions, cookie
 from .store import UserStore
 from .usage import UsageWriter
 from .user import FieldError, User, check_fields, new_key
@@ -60,6 +62,7 @@ class AdminAPI:
         self, token: str, store: UserStore, usage: UsageWriter, routes: Sequence[str]
     ) -> None:
         self._token = hashlib.sha256(token.encode()).digest()
+        self.sessions = AdminSessions(token)
         self.store = store
         self.usage = usage
         self.routes = tuple(routes)
@@ -97,6 +100,13 @@ class AdminAPI:
 
     def authorize(self, scope: Scope) -> None:
         key = find_key(scope["headers"])
+        if key is None and cookie(scope["headers"]) is not None:
+            if self.sessions.authorizes(scope["headers"]):
+                return
+            raise Unauthorized(
+                "the dashboard session expired or its X-CSRF-Token is missing: sign in again "
+                "at /admin/ui"
+            )
         presented = hashlib.sha256(key.value.encode() if key else b"").digest()
         if key is None or key.header != b"authorization":
             raise Unauthorized("the admin API needs `Authorization: Bearer <ADMIN_TOKEN>`")

@@ -19,7 +19,10 @@ KEY_CACHE_TTL = Setting(
 USAGE_FLUSH_INTERVAL = Setting(
     "USAGE_FLUSH_INTERVAL", 2.0, "seconds between batched usage writes to the store"
 )
-DOC = table(ADMIN_TOKEN, STORE_URL, KEY_CACHE_TTL, USAGE_FLUSH_INTERVAL)
+ADMIN_UI = Setting(
+    "ADMIN_UI", True, "serve the dashboard at /admin/ui (needs ADMIN_TOKEN; sign in with it)"
+)
+DOC = table(ADMIN_TOKEN, ADMIN_UI, STORE_URL, KEY_CACHE_TTL, USAGE_FLUSH_INTERVAL)
 DEFAULT_STORE_URL = STORE_URL.default
 MIN_ADMIN_TOKEN = 16
 
@@ -32,6 +35,7 @@ class UserSettings:
     store_url: str = field(default=STORE_URL.default, repr=False)  # may hold a password
     key_cache_ttl: float = KEY_CACHE_TTL.default
     usage_flush_interval: float = USAGE_FLUSH_INTERVAL.default
+    admin_ui: bool = ADMIN_UI.default
 
 
 def read_user_settings(reader: EnvReader) -> UserSettings:
@@ -48,6 +52,7 @@ def read_user_settings(reader: EnvReader) -> UserSettings:
         usage_flush_interval=reader.number(
             USAGE_FLUSH_INTERVAL.name, USAGE_FLUSH_INTERVAL.default, minimum=0.05
         ),
+        admin_ui=reader.flag(ADMIN_UI.name, ADMIN_UI.default),
     )
 
 

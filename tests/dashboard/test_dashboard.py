@@ -1,0 +1,124 @@
+"""The dashboard over HTTP: sign-in, the cookie, CSRF on the /admin API, no data unsigned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ai_forward.app import Gateway
+from ai_forward.settings import Settings
+from tests.fakes import FakeUpstream, ProxyServer
+from tests.users.fakes import TOKEN, admin, chat, create, usage_handler
+
+
+@pytest.fixture
+def gateway(
+    upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
+) -> ProxyServer:
+    upstream.handler = usage_handler
+    return proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real-dashboard-1",
+        ADMIN_TOKEN=TOKEN,
+        STORE_URL=f"sqlite:///{tmp_path}/users.db",
+        USAGE_FLUSH_INTERVAL=0.1,
+    )
+
+
+def signed_in(url: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=10)
+    answer = client.post("/admin/ui/login", data={"token": TOKEN})
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin/ui/"
+    return client
+
+
+def csrf_of(page: str) -> str:
+    return page.split('<meta name="csrf" content="', 1)[1].split('"', 1)[0]
+
+
+def test_without_a_session_every_page_is_the_sign_in_page_and_no_data(
+    gateway: ProxyServer,
+) -> None:
+    create(gateway.url, "hidden-user")
+    for path in ("/admin/ui/", "/admin/ui/users", "/admin/ui/chats", "/admin/ui/nowhere"):
+        for cookies in ({}, {"aifd_admin": "1.2.3"}, {"aifd_admin": "forged"}):
+            page = httpx.get(gateway.url + path, cookies=cookies)
+            assert page.status_code == 401 and 'name="token"' in page.text
+            assert "hidden-user" not in page.text
+    wrong = httpx.post(gateway.url + "/admin/ui/login", data={"token": TOKEN + "x"})
+    assert wrong.status_code == 401 and "Wrong admin token" in wrong.text
+    assert "set-cookie" not in wrong.headers
+
+
+def test_sign_in_sets_an_http_only_strict_cookie_and_pages_show_data(
+    gateway: ProxyServer,
+) -> None:
+    client = httpx.Client(base_url=gateway.url, timeout=10)
+    answer = client.post("/admin/ui/login", data={"token": TOKEN})
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
+    assert TOKEN not in cookie and TOKEN not in answer.headers["location"]
+    create(gateway.url, "shown-user", budget="2/month")
+    users = client.get("/admin/ui/users")
+    assert users.status_code == 200 and "shown-user" in users.text and "$2/month" in users.text
+    policy = users.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert users.headers["cache-control"] == "no-store"
+    assert "http://" not in users.text.replace(gateway.url, "")  # nothing fetched elsewhere
+
+
+def test_admin_api_takes_the_cookie_only_with_its_csrf_token(gateway: ProxyServer) -> None:
+    client = signed_in(gateway.url)
+    token = csrf_of(client.get("/admin/ui/users").text)
+    refused = client.post("/admin/users", json={"name": "no-csrf"})
+    assert refused.status_code == 401 and "X-CSRF-Token" in refused.json()["error"]["message"]
+    forged = client.post("/admin/users", json={"name": "x"}, headers={"x-csrf-token": "0" * 64})
+    assert forged.status_code == 401
+    made = client.post("/admin/users", json={"name": "ok"}, headers={"x-csrf-token": token})
+    assert made.status_code == 201 and made.json()["key"].startswith("aifd-")
+    assert admin(gateway.url).get("/admin/users/ok").status_code == 200
+
+
+def test_sign_in_from_another_origin_is_refused(gateway: ProxyServer) -> None:
+    answer = httpx.post(
+        gateway.url + "/admin/ui/login",
+        data={"token": TOKEN},
+        headers={"origin": "https://evil.example"},
+    )
+    assert answer.status_code == 403 and "set-cookie" not in answer.headers
+
+
+def test_sign_out_needs_the_csrf_token_and_clears_the_cookie(gateway: ProxyServer) -> None:
+    client = signed_in(gateway.url)
+    token = csrf_of(client.get("/admin/ui/").text)
+    assert client.post("/admin/ui/logout", data={"csrf": "nope"}).status_code == 403
+    out = client.post("/admin/ui/logout", data={"csrf": token})
+    assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
+    assert client.get("/admin/ui/").status_code == 401
+
+
+def test_errors_and_refusals_are_counted_only_while_the_page_is_open(
+    gateway: ProxyServer,
+) -> None:
+    key = create(gateway.url, "vic")
+    httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": "Bearer aifd-x"})
+    client = signed_in(gateway.url)
+    assert "aifd-x" not in client.get("/admin/ui/").text
+    assert chat(gateway.url, key) == "Hi!"
+    httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": "Bearer aifd-y"})
+    page = client.get("/admin/ui/").text
+    errors = page.split("<h2>Latest errors</h2>", 1)[1]
+    assert errors.count("<tr>") == 2  # the header and the one refusal made while open
+    assert "this aifd- key is not valid" in errors and "401" in errors
+
+
+def test_no_dashboard_and_no_hook_without_admin_token(upstream: FakeUpstream) -> None:
+    gateway = Gateway(Settings.from_env({"OPENAI_BASE_URL": upstream.url}))
+    assert not any(prefix == "/admin/ui" for prefix, _ in gateway.mounts)
+    with_token = Gateway(Settings.from_env({"OPENAI_BASE_URL": upstream.url, "ADMIN_TOKEN": TOKEN}))
+    assert with_token.mounts[0][0] == "/admin/ui"
+    hooks = [type(h).__name__ for h in gateway.forwarder.hooks]
+    assert "Activity" not in hooks
