@@ -66,13 +66,14 @@ class Activity:
             for old in [m for m in self.minutes if m <= minute - KEEP_MINUTES]:
                 del self.minutes[old]
         status = ex.outcome.status
-        failed = status >= 500 or ex.outcome.error is not None
+        refused = 400 <= status < 500
+        failed = not refused and (status >= 500 or ex.outcome.error is not None)
         counts[0] += 1
         if failed:
             counts[1] += 1
-        elif status >= 400:
+        elif refused:
             counts[2] += 1
-        if failed or status >= 400:
+        if failed or refused:
             user = ex.principal.name if ex.principal else None
             message = self.redactor.redact_text(ex.outcome.error or f"HTTP {status}")[:300]
             self.failures.append(Failure(now, status, ex.method, ex.path, user, message))

@@ -37,11 +37,15 @@ _SECURITY = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # "no-referrer" makes the Origin of a form null
     "cache-control": "no-store",
     "x-frame-options": "DENY",
 }
-_ASSETS = {"app.css": (assets.CSS, "text/css"), "app.js": (assets.JS, "text/javascript")}
+_ASSETS = {
+    "app.css": (assets.CSS, "text/css"),
+    "app.js": (assets.JS, "text/javascript"),
+    "icon.svg": (assets.ICON, "image/svg+xml"),
+}
 
 
 class Dashboard:

@@ -64,6 +64,12 @@ pre { white-space: pre-wrap; word-break: break-word; background: var(--card); pa
 .signin { max-width: 380px; margin: 12vh auto; display: grid; gap: .8rem; }
 """
 
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" '
+    'rx="3" fill="#0a5bd3"/><path d="M4 8h8M9 5l3 3-3 3" stroke="#fff" stroke-width="2" '
+    'fill="none"/></svg>'
+)
+
 JS = r"""
 "use strict";
 const csrf = document.querySelector('meta[name="csrf"]')?.content || "";

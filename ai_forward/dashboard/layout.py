@@ -32,6 +32,8 @@ def page(title: str, body: str, *, current: str = "", csrf: str = "") -> str:
         f'<meta name="csrf" content="{escape(csrf)}">'
         f"<title>{escape(title)} · ai-forward</title>"
         f'<link rel="stylesheet" href="{BASE}/assets/app.css">'
+        # Without an icon of its own, a browser asks for /favicon.ico: a forwarded request.
+        f'<link rel="icon" href="{BASE}/assets/icon.svg" type="image/svg+xml">'
         f'<script src="{BASE}/assets/app.js" defer></script></head>'
         f"<body>{header}<main>{body}</main></body></html>"
     )
