@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from ai_forward.app import FEATURES, Gateway, fold
+from ai_forward.budgets.hook import BudgetHook
 from ai_forward.chatlog.hook import ChatLogHook
 from ai_forward.clientip import ClientIPHook
+from ai_forward.dashboard.activity import Activity
 from ai_forward.exchange import Exchange
 from ai_forward.keyhook import KeyHook
 from ai_forward.pipeline import Contribution, Planner, Shared
@@ -73,14 +75,24 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
             "REQ_RATE_LIMIT": "60/minute",
             "LOG_CHAT": "true",
             "LOG_DIR": str(tmp_path / "Log"),
+            "MODEL_PRICES": "gpt-4o*=2.5/10",
         }
     )
     gateway = Gateway(settings)
     kinds = [type(hook) for hook in gateway.forwarder.hooks]
-    assert kinds == [ClientIPHook, KeyHook, UsersHook, ProviderHook, LimitHook, ChatLogHook]
-    assert [prefix for prefix, _ in gateway.mounts] == ["/admin"]
+    assert kinds == [
+        Activity,
+        ClientIPHook,
+        KeyHook,
+        UsersHook,
+        ProviderHook,
+        LimitHook,
+        BudgetHook,
+        ChatLogHook,
+    ]
+    assert [prefix for prefix, _ in gateway.mounts] == ["/admin/ui", "/admin"]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 7
+    assert len(FEATURES) == 9
 
 
 class Named:

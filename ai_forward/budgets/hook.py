@@ -19,7 +19,7 @@ from ..errors import RateLimited, ServiceUnavailable
 from ..exchange import Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import estimate_request, prompt_tokens, usage_or_count
-from ..pipeline import Contribution, Shared
+from ..pipeline import NOTHING, Contribution, Shared
 from ..settings import Settings
 from .budget import Budget
 from .ledger import Ledger, open_ledger
@@ -111,6 +111,9 @@ def exceeded(user: str, budget: Budget, spent: int, worst: int, reset: datetime)
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
-    """The budget check, its ledger on the users' store (STORE_URL)."""
+    """The budget check, its ledger on the users' store (STORE_URL); nothing without
+    MODEL_PRICES, since every cost is then zero."""
+    if not settings.budgets.prices:
+        return NOTHING
     ledger = open_ledger(settings.users.store_url)
     return Contribution(hooks=(BudgetHook(settings.budgets.prices, ledger),), resources=(ledger,))
