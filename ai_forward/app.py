@@ -6,10 +6,11 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
 2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
 3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
-4. users        `users/`          issued keys → a user and its limits; `/admin`
-5. providers    `providers/`      model → provider; its planner wraps the passthrough one
-6. limits       `ratelimit/`      request and token limits, stream pacing
-7. chat log     `chatlog/`        records of each chat exchange
+4. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
+5. users        `users/`          issued keys → a user and its limits; `/admin`
+6. providers    `providers/`      model → provider; its planner wraps the ones below
+7. limits       `ratelimit/`      request and token limits, stream pacing
+8. chat log     `chatlog/`        records of each chat exchange
 
 Each hook's `before` runs in this order, each `after` in reverse; resources are
 entered in this order (after the upstream session and the access log).
@@ -30,9 +31,10 @@ from .accesslog import AccessLog
 from .chatlog import hook as chatlog
 from .cors import CORS
 from .exchange import Hook
+from .fallbacks import hook as fallbacks
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
-from .pipeline import Feature, Planner, Resource, Retrier, Shared
+from .pipeline import Feature, Planner, Resource, Retrier, Shared, call_once
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .resilience import retrier as resilience
@@ -46,6 +48,7 @@ FEATURES: tuple[Feature, ...] = (
     clientip.install,
     keyhook.install,
     resilience.install,
+    fallbacks.install,
     users.install,
     providers.install,
     ratelimit.install,
@@ -135,7 +138,8 @@ class Pipeline:
 
 
 def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
-    """Hooks, resources and mounts in feature order; each planner wraps the ones before."""
+    """Hooks, resources and mounts in feature order; each planner (and retrier wrapper)
+    wraps the ones before."""
     hooks: list[Hook] = []
     resources: list[Resource] = []
     mounts: list[tuple[str, ASGIApp]] = []
@@ -152,6 +156,8 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
             if retrier is not None:
                 raise RuntimeError("two features give a retrier; the pipeline takes one")
             retrier = part.retrier
+        if part.wrap_retrier is not None:
+            retrier = part.wrap_retrier(retrier or call_once)
     return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts))
 
 

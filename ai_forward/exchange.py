@@ -39,6 +39,12 @@ class StateKey(Generic[T]):
         return f"StateKey({self.name!r})"
 
 
+# Read by the planners: the model an attempt asks for in place of the body's (a fallback).
+MODEL_OVERRIDE = StateKey[str]("model override")
+# Set when fallbacks are configured: a model's fallbacks that this exchange may use, in order.
+FALLBACKS_OF = StateKey[Callable[[str], tuple[str, ...]]]("fallbacks of a model")
+
+
 @dataclass(slots=True)
 class Outcome:
     """How the exchange ended; filled in by the relay, read by `after` hooks."""
@@ -140,6 +146,11 @@ class Exchange:
         body = self.json()
         model = body.get("model") if body else None
         return model if isinstance(model, str) else None
+
+    @property
+    def served_model(self) -> str | None:
+        """The model asked of the upstream that answered: a fallback's, else the body's."""
+        return self.get(MODEL_OVERRIDE) or self.model
 
     @property
     def client_id(self) -> str:

@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
 from .env import EnvReader, IPNetwork, SettingsError, check_url, parse_networks
+from .fallbacks.settings import FallbackSettings, read_fallback_settings
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -81,6 +82,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
+    fallbacks: FallbackSettings = field(default_factory=FallbackSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -105,6 +107,7 @@ class Settings:
             limits=read_limit_settings(reader),
             resilience=read_resilience_settings(reader),
             chatlog=read_chatlog_settings(reader),
+            fallbacks=read_fallback_settings(reader),
             extra=dict(reader.env),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .chatlog import settings as chatlog_settings
+from .fallbacks import settings as fallback_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
 from .resilience import settings as retry_settings
@@ -36,6 +37,7 @@ SETTINGS = (
     CORE
     + users_settings.DOC
     + provider_settings.DOC
+    + fallback_settings.DOC
     + ratelimit_settings.DOC
     + CLIENT_IP
     + retry_settings.DOC

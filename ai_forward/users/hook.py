@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 from loguru import logger
 
 from ..errors import Forbidden, ServiceUnavailable, Unauthorized
-from ..exchange import Exchange, Principal, StateKey
+from ..exchange import MODEL_OVERRIDE, Exchange, Principal, StateKey
 from ..keys import Credential, KeyKind, KeyRing
 from ..observe import stream_usage
 from ..observe.tokens import generated_tokens, prompt_tokens
@@ -86,7 +86,8 @@ class UsersHook:
             return
         name, asked = user
         reply = ex.outcome.reply
-        model = asked or (reply.get("model") if reply else None) or "-"
+        # A fallback's usage counts on the model that answered, not the one asked for.
+        model = ex.get(MODEL_OVERRIDE) or asked or (reply.get("model") if reply else None) or "-"
         self.usage.count(name, str(model), ex.outcome.usage or received(ex))
 
 
