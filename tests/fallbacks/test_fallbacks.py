@@ -7,8 +7,9 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
+from aiohttp import web
 
-from tests.fakes import FakeUpstream, ProxyServer, chunk, sse, stream_response
+from tests.fakes import FakeUpstream, ProxyServer, Recorded, chunk, sse, stream_response
 from tests.fallbacks.fakes import OVERLOADED, RATE_LIMITED, TOO_LONG, failing, settings
 from tests.providers.fakes import HI, client
 
@@ -119,7 +120,7 @@ def test_unreachable_upstream_falls_back(
 def test_stream_broken_after_its_first_chunk_is_not_asked_elsewhere(
     upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: ProxyFactory
 ) -> None:
-    async def cut(request, rec):  # type: ignore[no-untyped-def]
+    async def cut(request: web.Request, rec: Recorded) -> web.StreamResponse:
         events = sse(chunk(role="assistant", content="Hel"), chunk("lo"), chunk(finish="stop"))
         return await stream_response(request, events, cut_after=1)
 
