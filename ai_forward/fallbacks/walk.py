@@ -26,21 +26,10 @@ from ..pipeline import Attempt, Retrier
 from ..providers.reply import Reply, once
 from ..resilience.retrier import ATTEMPTS_HEADER
 from ..upstream import UpstreamResponse
+from .verdict import fallback_reason, worth_reading
 
 MODEL_HEADER = b"x-aifd-model"
-# Answers after which the next model is asked (a 400 only when it says the input is too long).
-FALLBACK_STATUSES = frozenset({404, 413, 429})
 ERROR_BODY_LIMIT = 64 * 1024
-# How a 400 says "the input does not fit this model", across OpenAI, Anthropic and Gemini.
-TOO_LONG = (
-    b"context_length_exceeded",
-    b"context length",
-    b"maximum context",
-    b"prompt is too long",
-    b"input is too long",
-    b"too many tokens",
-    b"exceeds the maximum number of tokens",
-)
 # Set while a chain is walked: the planner then asks for an uncompressed answer.
 CHAINED = StateKey[bool]("fallback chain walked")
 
@@ -158,7 +147,7 @@ class FallbackWalk:
     async def judge(self, response: UpstreamResponse) -> tuple[str, UpstreamResponse]:
         """Why the next model should be asked ("" if not), and the answer, replayable."""
         status = response.status
-        if status < 400 or not (status >= 500 or status in FALLBACK_STATUSES or status == 400):
+        if not worth_reading(status):
             return "", response
         body = await self.read(response)
         headers = [
@@ -167,22 +156,24 @@ class FallbackWalk:
             if name.lower() not in (b"content-length", b"transfer-encoding")
         ]
         headers.append((b"content-length", str(len(body)).encode()))
-        replay = Reply(status, headers, once(body))
-        if status == 400:
-            lowered = body.lower()
-            return ("context length" if any(p in lowered for p in TOO_LONG) else ""), replay
-        return str(status), replay
+        return fallback_reason(status, body), Reply(status, headers, once(body))
 
     async def read(self, response: UpstreamResponse) -> bytes:
         """The error body, bounded in size and time; the connection goes back to the pool."""
         data = bytearray()
+        whole = False
         try:
             async with asyncio.timeout(self.read_timeout):
                 async for chunk in response.content.iter_any():
                     data += chunk[: ERROR_BODY_LIMIT - len(data)]
                     if len(data) >= ERROR_BODY_LIMIT:
                         break
+                else:
+                    whole = True
         except (aiohttp.ClientError, TimeoutError):
             pass
-        response.close()
+        if whole:
+            response.release()
+        else:
+            response.close()
         return bytes(data)
