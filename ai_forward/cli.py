@@ -78,7 +78,29 @@ def run(
     problem = settings.open_access_problem()
     if problem:
         fail(problem, code=1)
+    notice = relay_only_notice(settings, env_file or Path(".env"))
+    if notice:
+        _err.print(notice, highlight=False, soft_wrap=True, markup=False)
     serve(settings, env)
+
+
+def relay_only_notice(settings: Settings, env_file: Path) -> str | None:
+    """What `aifd run` does with no keys configured, and how to configure it; else None."""
+    if settings.forward_keys or settings.users.admin_token:
+        return None
+    if any(route.keys for route in settings.routes):
+        return None
+    where = env_file.resolve()
+    found = f"{where} sets no keys" if where.is_file() else f"no {where}"
+    upstreams = ", ".join(f"{r.prefix} -> {r.base_url}" for r in settings.routes)
+    return (
+        f"aifd: relay mode ({found}, and no keys in the environment): every request goes to "
+        f"its upstream ({upstreams}) with the client's own key passed on unchanged; no keys "
+        f"are swapped.\n"
+        f"To give clients a key of yours instead of a real one: copy .env.example (in the "
+        f"repository) to {where} or pass --env-file, and set OPENAI_API_KEY (your real keys) "
+        f"and FORWARD_KEY (what clients send). `aifd run --help` lists every setting."
+    )
 
 
 @cli.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .chatlog import settings as chatlog_settings
 from .fallbacks import settings as fallback_settings
 from .providers import settings as provider_settings
@@ -45,7 +47,19 @@ SETTINGS = (
 )
 
 
+# Characters Markdown would read as formatting (`*` as emphasis, `_`, brackets, ...).
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+!|~-])")
+
+
+def literal(text: str) -> str:
+    """`text` escaped so the help's Markdown shows it as written (`claude-*` keeps its `*`)."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 def settings_help() -> str:
     lines = ["**Settings** (environment or .env; flags win):", ""]
-    lines += [f"* `{name}` [{default or 'unset'}]: {text}" for name, default, text in SETTINGS]
+    lines += [
+        f"* `{name}` {literal(f'[{default}]' if default else '[unset]')}: {literal(text)}"
+        for name, default, text in SETTINGS
+    ]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from ..sse import SSEDecoder
+from .fields import TEXT_FIELDS
 
 MAX_BUFFERED_JSON = 32 * 1024 * 1024
 
@@ -136,7 +137,7 @@ class ReplyAssembler:
         message = slot.setdefault("message", {"role": "assistant", "content": None})
         if delta.get("role"):
             message["role"] = delta["role"]
-        for field in ("content", "reasoning_content", "reasoning", "refusal"):
+        for field in TEXT_FIELDS:
             piece = delta.get(field)
             if isinstance(piece, str):
                 message[field] = (message.get(field) or "") + piece
