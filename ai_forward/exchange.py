@@ -148,11 +148,6 @@ class Exchange:
         return model if isinstance(model, str) else None
 
     @property
-    def served_model(self) -> str | None:
-        """The model asked of the upstream that answered: a fallback's, else the body's."""
-        return self.get(MODEL_OVERRIDE) or self.model
-
-    @property
     def client_id(self) -> str:
         """Who the client is for limits and logs: a key fingerprint, else its IP."""
         return f"key:{self.key.fingerprint}" if self.key else f"ip:{self.client_ip}"

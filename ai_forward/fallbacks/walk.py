@@ -21,7 +21,7 @@ from loguru import logger
 
 from ..errors import GatewayError, UpstreamTimeout, UpstreamUnreachable
 from ..exchange import FALLBACKS_OF, MODEL_OVERRIDE, Exchange, StateKey
-from ..keys import Credential, KeyRing
+from ..keys import Credential, KeyKind, KeyRing
 from ..pipeline import Attempt, Retrier
 from ..providers.reply import Reply, once
 from ..resilience.retrier import ATTEMPTS_HEADER
@@ -65,7 +65,10 @@ class FallbackWalk:
 
     def chain(self, ex: Exchange) -> tuple[str, ...]:
         """The models to ask in turn, the client's first; one model when there is no chain."""
-        if ex.method != "POST" or ex.header(b"x-host-final") is not None:
+        # A client's own key (relay mode) belongs to one provider: it goes nowhere else.
+        if ex.key_kind is KeyKind.RELAY or ex.method != "POST":
+            return ()
+        if ex.header(b"x-host-final") is not None:
             return ()
         model = ex.model
         if not model:

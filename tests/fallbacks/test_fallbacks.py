@@ -11,7 +11,7 @@ from aiohttp import web
 
 from tests.fakes import FakeUpstream, ProxyServer, Recorded, chunk, sse, stream_response
 from tests.fallbacks.fakes import OVERLOADED, RATE_LIMITED, TOO_LONG, failing, settings
-from tests.providers.fakes import HI, client
+from tests.providers.fakes import HI, client, slow
 
 ProxyFactory = Callable[..., ProxyServer]
 
@@ -145,4 +145,41 @@ def test_a_model_without_a_chain_is_unchanged(
         client(proxy).chat.completions.create(model="gpt-4.1", messages=HI)
     assert caught.value.response.headers["x-aifd-attempts"] == "2"
     assert "x-aifd-model" not in caught.value.response.headers
+    assert providers.requests == []
+
+
+def test_no_answer_before_first_byte_timeout_falls_back(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: ProxyFactory
+) -> None:
+    upstream.handler = slow(5.0)
+    proxy = proxy_factory(**settings(upstream, providers, RETRIES="0", FIRST_BYTE_TIMEOUT="0.3"))
+    raw = client(proxy).chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
+    assert raw.parse().choices[0].message.content == "Hi from Claude"
+    assert raw.headers["x-aifd-attempts"] == "gpt-4o=1, claude-3-5-sonnet-latest=1"
+
+
+def test_anthropic_key_never_reaches_the_openai_fallback(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: ProxyFactory
+) -> None:
+    providers.handler = failing(503, OVERLOADED)
+    chains = "claude-3-5-haiku-latest=gpt-4o-mini"
+    proxy = proxy_factory(**settings(upstream, providers, FALLBACKS=chains))
+    raw = client(proxy).chat.completions.with_raw_response.create(
+        model="claude-3-5-haiku-latest", messages=HI
+    )
+    assert raw.parse().choices[0].message.content == "Hello!"
+    assert raw.headers["x-aifd-model"] == "gpt-4o-mini"
+    assert [r.headers["x-api-key"] for r in providers.requests] == ["sk-ant-1", "sk-ant-1"]
+    assert upstream.last.headers["authorization"] == "Bearer sk-real-1"
+    assert "sk-ant" not in str(upstream.last.raw_headers)
+    assert upstream.last.json()["model"] == "gpt-4o-mini"
+
+
+def test_a_clients_own_key_is_never_sent_to_another_model(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: ProxyFactory
+) -> None:
+    upstream.handler = failing(503, OVERLOADED)
+    proxy = proxy_factory(**settings(upstream, providers))
+    with pytest.raises(openai.InternalServerError):
+        client(proxy, "sk-clients-own").chat.completions.create(model="gpt-4o", messages=HI)
     assert providers.requests == []
