@@ -15,6 +15,7 @@ from ai_forward.keyhook import KeyHook
 from ai_forward.pipeline import Attempt, Contribution, Planner, Retrier, Shared
 from ai_forward.providers.hook import ProviderHook
 from ai_forward.ratelimit.hook import LimitHook
+from ai_forward.redact import Redactor
 from ai_forward.settings import Route, Settings
 from ai_forward.upstream import UpstreamRequest, UpstreamResponse
 from ai_forward.users.hook import UsersHook
@@ -111,7 +112,7 @@ def test_fold_keeps_feature_order_and_wraps_each_planner_around_the_ones_before(
     pipeline = fold(
         [lambda s, sh: wrap("first"), lambda s, sh: Contribution(), lambda s, sh: wrap("last")],
         Settings(),
-        Shared({}),
+        Shared({}, Redactor([])),
     )
     assert [hook.name for hook in pipeline.hooks] == ["first", "last"]  # type: ignore[attr-defined]
     assert pipeline.retrier is None and pipeline.mounts == ()
@@ -149,8 +150,9 @@ def test_fold_wraps_the_retrier_with_a_later_features_outer_loop() -> None:
 
     inner = Contribution(retrier=retrier)
     wrapper = Contribution(wrap_retrier=outer)
-    wrapped = fold([lambda s, sh: inner, lambda s, sh: wrapper], Settings(), Shared({}))
-    alone = fold([lambda s, sh: wrapper], Settings(), Shared({}))
+    shared = Shared({}, Redactor([]))
+    wrapped = fold([lambda s, sh: inner, lambda s, sh: wrapper], Settings(), shared)
+    alone = fold([lambda s, sh: wrapper], Settings(), shared)
     assert wrapped.retrier is not None and alone.retrier is not None
     answer = object()
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..env import EnvReader, SettingsError
+from ..env import EnvReader, Setting, SettingsError, table
 
 MAX_CHAIN = 8
 
-# (NAME, default, meaning): shown by `aifd run --help`; README and .env.example must name each.
-DOC: tuple[tuple[str, str, str], ...] = (
-    (
-        "FALLBACKS",
-        "",
-        "model=fallback,fallback pairs (';'-separated): the models asked in turn when a "
-        "model's attempts fail (429, 5xx, timeout, unreachable) or it cannot take the "
-        "request (context length, model not found, too large); each routed by MODEL_ROUTES",
-    ),
+FALLBACKS = Setting(
+    "FALLBACKS",
+    "",
+    "model=fallback,fallback pairs (';'-separated): the models asked in turn when a "
+    "model's attempts fail (429, 5xx, timeout, unreachable) or it cannot take the "
+    "request (context length, model not found, too large); each routed by MODEL_ROUTES",
 )
+DOC = table(FALLBACKS)
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class FallbackSettings:
 
 
 def read_fallback_settings(reader: EnvReader) -> FallbackSettings:
-    return FallbackSettings(parse_chains("FALLBACKS", reader.raw("FALLBACKS")))
+    return FallbackSettings(parse_chains(FALLBACKS.name, reader.raw(FALLBACKS.name)))
 
 
 def parse_chains(name: str, value: str | None) -> dict[str, tuple[str, ...]]:
