@@ -12,8 +12,9 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 7. limits       `ratelimit/`      request and token limits, stream pacing
 8. chat log     `chatlog/`        records of each chat exchange
 
-Each hook's `before` runs in this order, each `after` in reverse; resources are
-entered in this order (after the upstream session and the access log).
+Each hook's `before` runs in this order, each `after` in reverse. The lifespan
+enters the upstream session, the access log, the features' resources in this
+order, then the forwarder's body readers; it exits them in reverse.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 
 
 class Gateway:
-    """The top-level ASGI app: lifespan, `/healthz`, then forwarding."""
+    """The top-level ASGI app: lifespan, `/healthz`, the features' mounted apps, then
+    forwarding."""
 
     def __init__(
         self, settings: Settings, on_startup_failure: Callable[[str], None] | None = None
