@@ -10,6 +10,7 @@ import re
 from . import settings as core
 from .budgets import settings as budget_settings
 from .chatlog import settings as chatlog_settings
+from .fallbacks import settings as fallback_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
 from .resilience import settings as retry_settings
@@ -20,6 +21,7 @@ SETTINGS = (
     + users_settings.DOC
     + budget_settings.DOC
     + provider_settings.DOC
+    + fallback_settings.DOC
     + ratelimit_settings.DOC
     + core.CLIENT_IP_DOC
     + retry_settings.DOC
