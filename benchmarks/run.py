@@ -48,6 +48,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     },
     "aifd-log": {"LOG_CHAT": "true"},
     "aifd-no-access-log": {"ACCESS_LOG": "false"},
+    # The dashboard installed (nobody has it open) and budgets priced: the forward keys'
+    # requests pass its hook and the budget check untouched.
+    "aifd-admin": {"ADMIN_TOKEN": "bench-admin-token-0123456789", "MODEL_PRICES": "gpt-4o*=2.5/10"},
 }
 
 

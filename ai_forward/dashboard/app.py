@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -149,7 +150,7 @@ class Dashboard:
             )
         except ConvertError as exc:
             page = chatlog_page.chats_page(chats.Query(), [], self.chat_enabled, raw)
-            return f'<p class="alert" role="alert">{exc}</p>' + page
+            return f'<p class="alert" role="alert">{escape(str(exc))}</p>' + page
         found = await asyncio.to_thread(chats.search, self.chat_root, query)
         return chatlog_page.chats_page(query, found, self.chat_enabled, raw)
 
