@@ -72,7 +72,7 @@ def exchange_page(record: dict[str, Any]) -> str:
     sent = {k: record[k] for k in ("messages", "prompt", "input", "instructions") if k in record}
     return (
         f'<p><a href="{BASE}/chats">← back to the chat log</a></p><h1>One exchange</h1>'
-        + table(["", ""], facts)
+        + table(["field", "value"], facts)
         + "<h2>Request</h2><pre>"
         + escape(pretty({**sent, "params": record.get("params")}))
         + "</pre><h2>Reply</h2><pre>"

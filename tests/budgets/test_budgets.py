@@ -35,9 +35,8 @@ def gateway(
 
 def ask(url: str, key: str, max_tokens: int = 10, model: str = "gpt-4o-mini") -> Any:
     messages: Any = [{"role": "user", "content": "hi"}]
-    return sdk(url, key).chat.completions.create(
-        model=model, messages=messages, max_tokens=max_tokens
-    )
+    with sdk(url, key) as client:
+        return client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)
 
 
 def test_user_past_budget_gets_429_budget_exceeded_with_amount_and_reset(

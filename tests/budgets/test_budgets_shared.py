@@ -35,9 +35,10 @@ def spend(urls: list[str], key: str, requests: int = 12) -> list[str]:
     def one(i: int) -> str:
         messages: Any = [{"role": "user", "content": "hi"}]
         try:
-            sdk(urls[i % len(urls)], key).chat.completions.create(
-                model="gpt-4o-mini", messages=messages, max_tokens=PLAIN[1]
-            )
+            with sdk(urls[i % len(urls)], key) as client:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=messages, max_tokens=PLAIN[1]
+                )
         except openai.RateLimitError as exc:
             assert isinstance(exc.body, dict)
             return str(exc.body["code"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -28,11 +28,13 @@ def gateway(
     )
 
 
-def signed_in(url: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=10)
-    answer = client.post("/admin/ui/login", data={"token": TOKEN})
-    assert answer.status_code == 303 and answer.headers["location"] == "/admin/ui/"
-    return client
+@pytest.fixture
+def client(gateway: ProxyServer) -> Iterator[httpx.Client]:
+    """A client signed in to the dashboard (it keeps the cookie)."""
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        answer = client.post("/admin/ui/login", data={"token": TOKEN})
+        assert answer.status_code == 303 and answer.headers["location"] == "/admin/ui/"
+        yield client
 
 
 def csrf_of(page: str) -> str:
@@ -56,13 +58,13 @@ def test_without_a_session_every_page_is_the_sign_in_page_and_no_data(
 def test_sign_in_sets_an_http_only_strict_cookie_and_pages_show_data(
     gateway: ProxyServer,
 ) -> None:
-    client = httpx.Client(base_url=gateway.url, timeout=10)
-    answer = client.post("/admin/ui/login", data={"token": TOKEN})
+    answer = httpx.post(gateway.url + "/admin/ui/login", data={"token": TOKEN})
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
     assert TOKEN not in cookie and TOKEN not in answer.headers["location"]
     create(gateway.url, "shown-user", budget="2/month")
-    users = client.get("/admin/ui/users")
+    value = answer.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    users = httpx.get(gateway.url + "/admin/ui/users", cookies={"aifd_admin": value})
     assert users.status_code == 200 and "shown-user" in users.text and "$2/month" in users.text
     policy = users.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "default-src 'none'" in policy
@@ -70,8 +72,9 @@ def test_sign_in_sets_an_http_only_strict_cookie_and_pages_show_data(
     assert "http://" not in users.text.replace(gateway.url, "")  # nothing fetched elsewhere
 
 
-def test_admin_api_takes_the_cookie_only_with_its_csrf_token(gateway: ProxyServer) -> None:
-    client = signed_in(gateway.url)
+def test_admin_api_takes_the_cookie_only_with_its_csrf_token(
+    gateway: ProxyServer, client: httpx.Client
+) -> None:
     token = csrf_of(client.get("/admin/ui/users").text)
     refused = client.post("/admin/users", json={"name": "no-csrf"})
     assert refused.status_code == 401 and "X-CSRF-Token" in refused.json()["error"]["message"]
@@ -91,8 +94,7 @@ def test_sign_in_from_another_origin_is_refused(gateway: ProxyServer) -> None:
     assert answer.status_code == 403 and "set-cookie" not in answer.headers
 
 
-def test_sign_out_needs_the_csrf_token_and_clears_the_cookie(gateway: ProxyServer) -> None:
-    client = signed_in(gateway.url)
+def test_sign_out_needs_the_csrf_token_and_clears_the_cookie(client: httpx.Client) -> None:
     token = csrf_of(client.get("/admin/ui/").text)
     assert client.post("/admin/ui/logout", data={"csrf": "nope"}).status_code == 403
     out = client.post("/admin/ui/logout", data={"csrf": token})
@@ -105,11 +107,13 @@ def test_errors_and_refusals_are_counted_only_while_the_page_is_open(
 ) -> None:
     key = create(gateway.url, "vic")
     httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": "Bearer aifd-x"})
-    client = signed_in(gateway.url)
-    assert "aifd-x" not in client.get("/admin/ui/").text
-    assert chat(gateway.url, key) == "Hi!"
-    httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": "Bearer aifd-y"})
-    page = client.get("/admin/ui/").text
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        client.post("/admin/ui/login", data={"token": TOKEN})
+        first = client.get("/admin/ui/").text
+        assert chat(gateway.url, key) == "Hi!"
+        httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": "Bearer aifd-y"})
+        page = client.get("/admin/ui/").text
+    assert "aifd-x" not in first and "not valid" not in first
     errors = page.split("<h2>Latest errors</h2>", 1)[1]
     assert errors.count("<tr>") == 2  # the header and the one refusal made while open
     assert "this aifd- key is not valid" in errors and "401" in errors

@@ -54,18 +54,21 @@ def sdk(url: str, key: str, prefix: str = "/v1") -> openai.OpenAI:
 
 def chat(url: str, key: str, model: str = "gpt-4o-mini", stream: bool = False) -> str:
     """One chat completion through the SDK; the reply's text."""
-    client = sdk(url, key)
     messages: Any = [{"role": "user", "content": "hi"}]
-    if not stream:
-        reply = client.chat.completions.create(model=model, messages=messages)
-        return reply.choices[0].message.content or ""
-    parts = client.chat.completions.create(model=model, messages=messages, stream=True)
-    return "".join(p.choices[0].delta.content or "" for p in parts if p.choices)
+    # Closed at once: the gateway's lifespan freezes the collector's view of this process,
+    # so a client left to the collector would keep its sockets open for the whole run.
+    with sdk(url, key) as client:
+        if not stream:
+            reply = client.chat.completions.create(model=model, messages=messages)
+            return reply.choices[0].message.content or ""
+        parts = client.chat.completions.create(model=model, messages=messages, stream=True)
+        return "".join(p.choices[0].delta.content or "" for p in parts if p.choices)
 
 
 def create(url: str, name: str, **fields: Any) -> str:
     """Create a user through the admin API; its key."""
-    response = admin(url).post("/admin/users", json={"name": name, **fields})
+    with admin(url) as client:
+        response = client.post("/admin/users", json={"name": name, **fields})
     assert response.status_code == 201, response.text
     key: str = response.json()["key"]
     return key
