@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -71,14 +72,19 @@ def test_usage_adds_up_per_day_user_and_model(store_url: str) -> None:
     today = utc_day()
 
     async def work(store: UserStore) -> None:
-        await store.add_usage({(today, "a", "m1"): (1, 10, 2), (today, "b", "m1"): (1, 1, 1)})
-        await store.add_usage({(today, "a", "m1"): (2, 5, 5), (today, "a", "m2"): (1, 0, 0)})
-        await store.add_usage({("2020-01-01", "a", "m1"): (1, 1, 1)})
+        await store.add_usage(
+            {(today, "a", "m1"): (1, 10, 2, 4, 900), (today, "b", "m1"): (1, 1, 1, 0, 0)}
+        )
+        await store.add_usage(
+            {(today, "a", "m1"): (2, 5, 5, 1, 100), (today, "a", "m2"): (1, 0, 0, 0, 0)}
+        )
+        await store.add_usage({("2020-01-01", "a", "m1"): (1, 1, 1, 0, 0)})
         rows = await store.usage(today, "a")
-        assert [(r.model, r.requests, r.prompt_tokens, r.completion_tokens) for r in rows] == [
-            ("m1", 3, 15, 7),
-            ("m2", 1, 0, 0),
-        ]
+        assert [
+            (r.model, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens)
+            for r in rows
+        ] == [("m1", 3, 15, 7, 5), ("m2", 1, 0, 0, 0)]
+        assert rows[0].cost_nanos == 1000 and rows[0].public()["cost"] == 1e-6
         assert {r.name for r in await store.usage(today)} == {"a", "b"}
 
     on_store(store_url, work)
@@ -148,7 +154,7 @@ def test_redis_holds_no_key_in_clear(redis_url: str) -> None:
 
     async def work(store: UserStore) -> None:
         await store.create(alice)
-        await store.add_usage({(utc_day(), "alice", "m"): (1, 2, 3)})
+        await store.add_usage({(utc_day(), "alice", "m"): (1, 2, 3, 0, 5)})
 
     on_store(redis_url, work)
     client = redis.Redis.from_url(redis_url)
@@ -167,3 +173,26 @@ def test_key_cache_stays_bounded_under_a_flood_of_unknown_keys(tmp_path: Path) -
         assert "unknown-999" in cache._entries
 
     on_store(f"sqlite:///{tmp_path}/s.db", work)
+
+
+def test_a_sqlite_file_of_an_older_version_gains_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE users (name TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, "
+            "key_hint TEXT NOT NULL, rpm INTEGER, tpm INTEGER, models TEXT NOT NULL, "
+            "routes TEXT NOT NULL, expires_at REAL, created_at REAL NOT NULL);"
+            "CREATE TABLE usage (day TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL, "
+            "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
+            "completion_tokens INTEGER NOT NULL, PRIMARY KEY (day, name, model));"
+            "INSERT INTO users VALUES ('old', 'h', 'aifd-...abcd', 5, NULL, '[]', '[]', NULL, 1);"
+            "INSERT INTO usage VALUES ('2026-01-01', 'old', 'm', 2, 3, 4);"
+        )
+
+    async def work(store: UserStore) -> None:
+        old = await store.get("old")
+        assert old is not None and old.rpm == 5 and old.budget is None
+        rows = await store.usage("2026-01-01")
+        assert (rows[0].requests, rows[0].cached_tokens, rows[0].cost_nanos) == (2, 0, 0)
+
+    on_store(f"sqlite:///{path}", work)
