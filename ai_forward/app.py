@@ -3,13 +3,16 @@
 FEATURES below is the only place the order is written. Each feature returns its
 contribution (see `pipeline.py`); `fold` puts them together in that order:
 
-1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
-2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
-3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
-4. users        `users/`          issued keys → a user and its limits; `/admin`
-5. providers    `providers/`      model → provider; its planner wraps the passthrough one
-6. limits       `ratelimit/`      request and token limits, stream pacing
-7. chat log     `chatlog/`        records of each chat exchange
+1. metrics      `ops/`            counts every request (it sees each one whole); `/metrics`
+2. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
+3. key swap     `keyhook.py`      forward key (or open access) → the route's real key
+4. retries      `resilience/`     the retrier: retries, key rotation on 401/429
+5. users        `users/`          issued keys → a user and its limits; `/admin`
+6. providers    `providers/`      model → provider; its planner wraps the passthrough one
+7. limits       `ratelimit/`      request and token limits, stream pacing
+8. chat log     `chatlog/`        records of each chat exchange
+
+The gateway itself answers `/healthz` (alive) and `/readyz` (the features' probes).
 
 Each hook's `before` runs in this order, each `after` in reverse. The lifespan
 enters the upstream session, the access log, the features' resources in this
@@ -33,7 +36,10 @@ from .cors import CORS
 from .exchange import Hook
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
-from .pipeline import Feature, Planner, Resource, Retrier, Shared
+from .ops import banner
+from .ops import hook as ops
+from .ops.readiness import check_all, send_readiness
+from .pipeline import Feature, Planner, Probe, Reporter, Resource, Retrier, Shared
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor
@@ -45,6 +51,7 @@ from .upstream import Upstream
 from .users import hook as users
 
 FEATURES: tuple[Feature, ...] = (
+    ops.install,
     clientip.install,
     keyhook.install,
     resilience.install,
@@ -62,7 +69,10 @@ class Gateway:
     forwarding."""
 
     def __init__(
-        self, settings: Settings, on_startup_failure: Callable[[str], None] | None = None
+        self,
+        settings: Settings,
+        on_startup_failure: Callable[[str], None] | None = None,
+        log: AccessLog | None = None,
     ) -> None:
         self.settings = settings
         self.on_startup_failure = on_startup_failure
@@ -71,8 +81,9 @@ class Gateway:
         rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
         # Masks every real key in upstream answers and chat logs; built once, shared.
         self.redactor = Redactor.for_settings(settings)
-        access_log = AccessLog() if settings.access_log else None
+        access_log = log or (AccessLog() if settings.access_log else None)
         pipeline = fold(FEATURES, settings, Shared(rings, self.redactor))
+        self.probes = pipeline.probes
         # Entered by the lifespan in order (exited in reverse), after the upstream session.
         self.resources: list[Resource] = [
             *((access_log,) if access_log else ()),
@@ -88,6 +99,7 @@ class Gateway:
             access_log=access_log,
             planner=pipeline.planner,
             retrier=pipeline.retrier,
+            reporters=pipeline.reporters,
         )
         self.resources.append(self.forwarder.bodies)
 
@@ -102,11 +114,11 @@ class Gateway:
             self._upstream = await stack.enter_async_context(Upstream(self.settings, self.redactor))
             for resource in self.resources:
                 await stack.enter_async_context(resource)
-            logger.info(
-                "ai-forward {} routes: {}",
-                __version__,
-                ", ".join(f"{r.prefix} -> {r.base_url}" for r in self.table.routes),
-            )
+            checks = await check_all(self.probes)
+            logger.info("{}", banner.describe(self.settings, __version__, checks))
+            for name, result in checks.items():
+                if result != "ok":
+                    logger.error("not ready at start-up: {}: {}", name, result)
             # Everything built so far lives as long as the process: keep it out of the
             # collector's scans, and collect the young generation less often (the request
             # path allocates many short-lived objects and frees nearly all of them).
@@ -123,6 +135,8 @@ class Gateway:
             path: str = scope["path"]
             if path == "/healthz":
                 await send_health(send)
+            elif path == "/readyz":
+                await send_readiness(send, self.probes)
             else:
                 for prefix, mounted in self.mounts:
                     if path == prefix or path.startswith(prefix + "/"):
@@ -147,6 +161,8 @@ class Pipeline:
     planner: Planner
     retrier: Retrier | None
     mounts: tuple[tuple[str, ASGIApp], ...]
+    probes: tuple[Probe, ...] = ()
+    reporters: tuple[Reporter, ...] = ()
 
 
 def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
@@ -154,6 +170,8 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
     hooks: list[Hook] = []
     resources: list[Resource] = []
     mounts: list[tuple[str, ASGIApp]] = []
+    probes: list[Probe] = []
+    reporters: list[Reporter] = []
     planner: Planner = plan_passthrough
     retrier: Retrier | None = None
     for install in features:
@@ -161,17 +179,29 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
         hooks += part.hooks
         resources += part.resources
         mounts += part.mounts
+        probes += part.probes
+        reporters += part.reporters
         if part.wrap_planner is not None:
             planner = part.wrap_planner(planner)
         if part.retrier is not None:
             if retrier is not None:
                 raise RuntimeError("two features give a retrier; the pipeline takes one")
             retrier = part.retrier
-    return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts))
+    return Pipeline(
+        tuple(hooks),
+        tuple(resources),
+        planner,
+        retrier,
+        tuple(mounts),
+        tuple(probes),
+        tuple(reporters),
+    )
 
 
 def create_app(
-    settings: Settings | None = None, on_startup_failure: Callable[[str], None] | None = None
+    settings: Settings | None = None,
+    on_startup_failure: Callable[[str], None] | None = None,
+    log: AccessLog | None = None,
 ) -> ASGIApp:
     """The gateway as an ASGI app; `settings` default to the environment.
 
@@ -179,7 +209,7 @@ def create_app(
     (the server is then only told that it did); else the server shows that reason.
     """
     settings = settings or Settings.from_env()
-    app: ASGIApp = Gateway(settings, on_startup_failure)
+    app: ASGIApp = Gateway(settings, on_startup_failure, log)
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app

@@ -11,7 +11,12 @@ builds its parts from the settings and returns them; it never sees the app.
   turns the exchange into the upstream request, anew at every attempt);
 - ``retrier`` calls an attempt as often as it judges right (at most one feature
   gives one);
-- ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``).
+- ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``);
+- ``probes`` are what `/readyz` checks (a store, a writer thread);
+- ``reporters`` hear of every request once it is over, refused early or not (metrics).
+
+`Shared.signals` is where a feature counts what the operator should see (cache hits,
+storage errors) or offers a reading (a queue depth); see `signals.py`.
 
 What a feature keeps about one request lives on the exchange under a typed
 `StateKey` (``ex.set(KEY, value)`` / ``ex.get(KEY)``), never under a bare string.
@@ -21,12 +26,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
+from .errors import GatewayError
 from .exchange import Exchange, Hook, StateKey
 from .keys import KeyRing
 from .redact import Redactor
 from .settings import Settings
+from .signals import Signals
 from .types import ASGIApp
 from .upstream import UpstreamRequest, UpstreamResponse
 
@@ -36,6 +44,8 @@ __all__ = [
     "Feature",
     "Hook",
     "Planner",
+    "Probe",
+    "Reporter",
     "Resource",
     "Retrier",
     "Shared",
@@ -52,10 +62,30 @@ Resource = contextlib.AbstractAsyncContextManager[object]
 @dataclass(frozen=True, slots=True)
 class Shared:
     """What the app builds once for every feature: each route's ring of real keys, and the
-    redactor that masks every real key in what leaves the gateway."""
+    redactor that masks every real key in what leaves the gateway; the signals every
+    feature may count on for the metrics."""
 
     rings: Mapping[str, KeyRing]
     redactor: Redactor
+    signals: Signals = field(default_factory=Signals)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Something this instance depends on, checked by `/readyz`: `check` returns None when
+    it works, else a short reason it does not (never a secret)."""
+
+    name: str
+    check: Callable[[], Awaitable[str | None]]
+
+
+class Reporter(Protocol):
+    """Hears of every request once it is over (after the hooks' `after`); must be quick."""
+
+    def finished(self, ex: Exchange) -> None: ...
+
+    def refused(self, err: GatewayError) -> None:
+        """A request answered with `err` before it matched a route or its body was read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +97,8 @@ class Contribution:
     wrap_planner: Callable[[Planner], Planner] | None = None
     retrier: Retrier | None = None
     mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    probes: tuple[Probe, ...] = ()
+    reporters: tuple[Reporter, ...] = ()
 
 
 NOTHING = Contribution()

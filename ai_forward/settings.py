@@ -24,6 +24,7 @@ from .env import (
     parse_networks,
     table,
 )
+from .ops.settings import OpsSettings, read_ops_settings
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -166,6 +167,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -191,6 +193,7 @@ class Settings:
             limits=read_limit_settings(reader),
             resilience=read_resilience_settings(reader),
             chatlog=read_chatlog_settings(reader),
+            ops=read_ops_settings(reader),
             extra=dict(reader.env),
         )
 

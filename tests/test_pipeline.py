@@ -11,6 +11,7 @@ from ai_forward.chatlog.hook import ChatLogHook
 from ai_forward.clientip import ClientIPHook
 from ai_forward.exchange import Exchange
 from ai_forward.keyhook import KeyHook
+from ai_forward.ops.tally import Tally
 from ai_forward.pipeline import Contribution, Planner, Shared
 from ai_forward.providers.hook import ProviderHook
 from ai_forward.ratelimit.hook import LimitHook
@@ -77,10 +78,10 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     )
     gateway = Gateway(settings)
     kinds = [type(hook) for hook in gateway.forwarder.hooks]
-    assert kinds == [ClientIPHook, KeyHook, UsersHook, ProviderHook, LimitHook, ChatLogHook]
-    assert [prefix for prefix, _ in gateway.mounts] == ["/admin"]
+    assert kinds == [Tally, ClientIPHook, KeyHook, UsersHook, ProviderHook, LimitHook, ChatLogHook]
+    assert [prefix for prefix, _ in gateway.mounts] == ["/metrics", "/admin"]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 7
+    assert len(FEATURES) == 8
 
 
 class Named:
