@@ -7,10 +7,11 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 2. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
 3. key swap     `keyhook.py`      forward key (or open access) → the route's real key
 4. retries      `resilience/`     the retrier: retries, key rotation on 401/429
-5. users        `users/`          issued keys → a user and its limits; `/admin`
-6. providers    `providers/`      model → provider; its planner wraps the passthrough one
-7. limits       `ratelimit/`      request and token limits, stream pacing
-8. chat log     `chatlog/`        records of each chat exchange
+5. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
+6. users        `users/`          issued keys → a user and its limits; `/admin`
+7. providers    `providers/`      model → provider; its planner wraps the ones below
+8. limits       `ratelimit/`      request and token limits, stream pacing
+9. chat log     `chatlog/`        records of each chat exchange
 
 The gateway itself answers `/healthz` (alive) and `/readyz` (the features' probes).
 
@@ -34,12 +35,13 @@ from .accesslog import AccessLog
 from .chatlog import hook as chatlog
 from .cors import CORS
 from .exchange import Hook
+from .fallbacks import hook as fallbacks
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
 from .ops import banner
 from .ops import hook as ops
 from .ops.readiness import check_all, send_readiness
-from .pipeline import Feature, Planner, Probe, Reporter, Resource, Retrier, Shared
+from .pipeline import Feature, Planner, Probe, Reporter, Resource, Retrier, Shared, call_once
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor
@@ -55,6 +57,7 @@ FEATURES: tuple[Feature, ...] = (
     clientip.install,
     keyhook.install,
     resilience.install,
+    fallbacks.install,
     users.install,
     providers.install,
     ratelimit.install,
@@ -166,7 +169,8 @@ class Pipeline:
 
 
 def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
-    """Hooks, resources and mounts in feature order; each planner wraps the ones before."""
+    """Hooks, resources and mounts in feature order; each planner (and retrier wrapper)
+    wraps the ones before."""
     hooks: list[Hook] = []
     resources: list[Resource] = []
     mounts: list[tuple[str, ASGIApp]] = []
@@ -187,6 +191,8 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
             if retrier is not None:
                 raise RuntimeError("two features give a retrier; the pipeline takes one")
             retrier = part.retrier
+        if part.wrap_retrier is not None:
+            retrier = part.wrap_retrier(retrier or call_once)
     return Pipeline(
         tuple(hooks),
         tuple(resources),

@@ -25,6 +25,7 @@ from .env import (
     table,
 )
 from .ops.settings import OpsSettings, read_ops_settings
+from .fallbacks.settings import FallbackSettings, read_fallback_settings
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -168,6 +169,7 @@ class Settings:
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
+    fallbacks: FallbackSettings = field(default_factory=FallbackSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -194,6 +196,7 @@ class Settings:
             resilience=read_resilience_settings(reader),
             chatlog=read_chatlog_settings(reader),
             ops=read_ops_settings(reader),
+            fallbacks=read_fallback_settings(reader),
             extra=dict(reader.env),
         )
 
