@@ -24,8 +24,8 @@ from .env import (
     parse_networks,
     table,
 )
-from .ops.settings import OpsSettings, read_ops_settings
 from .fallbacks.settings import FallbackSettings, read_fallback_settings
+from .ops.settings import OpsSettings, read_ops_settings
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings

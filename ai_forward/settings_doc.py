@@ -9,8 +9,8 @@ import re
 
 from . import settings as core
 from .chatlog import settings as chatlog_settings
-from .ops import settings as ops_settings
 from .fallbacks import settings as fallback_settings
+from .ops import settings as ops_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
 from .resilience import settings as retry_settings
