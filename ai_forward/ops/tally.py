@@ -101,11 +101,17 @@ class Tally:
     async def before(self, ex: Exchange) -> None:
         self.in_flight += 1
         if endpoint_of(ex.upstream_path) in TOKEN_ENDPOINTS:
-            ex.observe_usage = True  # reads what the upstream reports; changes nothing sent
             body = ex.json()
-            if body is not None and body.get("stream") is True:
-                self.streams += 1
-                ex.set(_STREAM, True)
+            if body is None or body.get("stream") is not True:
+                ex.observe_usage = True  # reads the reply's usage; changes nothing sent
+                return
+            self.streams += 1
+            ex.set(_STREAM, True)
+            # Reading every chunk costs more than the rest of the metrics together: a stream
+            # is read for its usage only when the client (or a token feature) asked for it.
+            options = body.get("stream_options")
+            if isinstance(options, dict) and options.get("include_usage") is True:
+                ex.observe_usage = True
 
     async def after(self, ex: Exchange) -> None:
         return None
