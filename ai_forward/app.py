@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ FEATURES: tuple[Feature, ...] = (
     chatlog.install,
 )
 GC_THRESHOLD = 20_000
+_SLASHES = re.compile(r"/{2,}")
 _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 
 
@@ -124,11 +126,15 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
+            if "//" in path:  # `//admin/users` is the admin API too, never forwarded
+                path = collapse_slashes(path)
             if path == "/healthz":
                 await send_health(send)
             else:
                 for prefix, mounted in self.mounts:
                     if path == prefix or path.startswith(prefix + "/"):
+                        if path != scope["path"]:
+                            scope = {**scope, "path": path}
                         await mounted(scope, receive, send)
                         return
                 await self.forwarder(scope, receive, send)
@@ -189,6 +195,11 @@ def create_app(
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app
+
+
+def collapse_slashes(path: str) -> str:
+    """`path` with every run of `/` made one, as the forwarder matches routes."""
+    return _SLASHES.sub("/", path)
 
 
 async def send_health(send: Send) -> None:
