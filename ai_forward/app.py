@@ -10,6 +10,7 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 5. providers    `providers/`      model → provider; its planner wraps the passthrough one
 6. limits       `ratelimit/`      request and token limits, stream pacing
 7. chat log     `chatlog/`        records of each chat exchange
+8. cache        `cache/`          answers repeated requests locally; last, so limits count hits
 
 Each hook's `before` runs in this order, each `after` in reverse; resources are
 entered in this order (after the upstream session and the access log).
@@ -27,6 +28,7 @@ from loguru import logger
 
 from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
+from .cache import hook as cache
 from .chatlog import hook as chatlog
 from .cors import CORS
 from .exchange import Hook
@@ -50,6 +52,7 @@ FEATURES: tuple[Feature, ...] = (
     providers.install,
     ratelimit.install,
     chatlog.install,
+    cache.install,
 )
 GC_THRESHOLD = 20_000
 _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
@@ -67,7 +70,8 @@ class Gateway:
         pipeline = fold(FEATURES, settings, Shared(rings))
         # Entered by the lifespan in order (exited in reverse), after the upstream session.
         self.resources = ((access_log,) if access_log else ()) + pipeline.resources
-        self.mounts = pipeline.mounts
+        # The longest prefix first: `/admin/cache` before `/admin`.
+        self.mounts = tuple(sorted(pipeline.mounts, key=lambda m: len(m[0]), reverse=True))
         self.forwarder = Forwarder(
             self.table,
             pipeline.hooks,

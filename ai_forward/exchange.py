@@ -50,6 +50,7 @@ class Outcome:
     streamed_chars: int = 0  # generated text relayed, when only usage was observed
     attempts: int = 1
     retried: list[str] = field(default_factory=list)  # why each retry was made
+    cache: str | None = None  # hit, miss or bypass, when the response cache judged it
     ended: float = 0.0
 
     @property

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .cache.settings import CacheSettings, read_cache_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
 from .env import EnvReader, IPNetwork, SettingsError, check_url, parse_networks
 from .origin import Origin
@@ -81,6 +82,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -105,6 +107,7 @@ class Settings:
             limits=read_limit_settings(reader),
             resilience=read_resilience_settings(reader),
             chatlog=read_chatlog_settings(reader),
+            cache=read_cache_settings(reader),
             extra=dict(reader.env),
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .cache import settings as cache_settings
 from .chatlog import settings as chatlog_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
@@ -40,6 +41,7 @@ SETTINGS = (
     + CLIENT_IP
     + retry_settings.DOC
     + chatlog_settings.DOC
+    + cache_settings.DOC
 )
 
 
