@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from .cache.cli import cache_cli
 from .env import SettingsError
 from .settings_doc import settings_help
 from .users.cli import users_cli
@@ -31,6 +32,7 @@ cli = typer.Typer(
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
+cli.add_typer(cache_cli)
 
 
 @cli.callback()
