@@ -52,6 +52,8 @@ _OURS = (
     "CORS_",
     "MAX_BODY",
     "ACCESS_LOG",
+    "CACHE_",
+    "DEFAULT_REQUEST_CACHING",
 )
 
 
