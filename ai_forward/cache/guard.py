@@ -1,6 +1,9 @@
 """The backend as the request path sees it: failures turn into bypass, with one warning.
 
-It also counts hits, misses and bypasses for `stats` (this process's, since start).
+An entry is one line of JSON about it (route, creation time, form) and the answer's
+body exactly as the upstream sent it, JSON or SSE: storing a miss never re-encodes
+the answer, and a hit in the same form sends those very bytes. The guard also counts
+hits, misses and bypasses for `stats` (this process's, since start).
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ from loguru import logger
 from .store import CacheStore, StoreUnavailable
 
 RETRY_AFTER = 5.0  # seconds the cache bypasses itself after its backend failed
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A decoded entry: `form` is json or sse; `reply` is the parsed JSON (json form)."""
+
+    form: str
+    body: bytes
+    reply: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -58,8 +70,8 @@ class GuardedStore:
             logger.info("cache: its backend answers again")
             self.down_until = 0.0
 
-    async def get(self, key: str) -> dict[str, Any] | None:
-        """The entry's reply; None when missing, undecodable (then dropped) or unreachable."""
+    async def get(self, key: str) -> Entry | None:
+        """The entry; None when missing, undecodable (then dropped) or unreachable."""
         try:
             value = await self.store.get(key)
         except StoreUnavailable as exc:
@@ -68,19 +80,19 @@ class GuardedStore:
         self.recovered()
         if value is None:
             return None
-        reply = decode(value)
-        if reply is None:
+        entry = decode(value)
+        if entry is None:
             self.counts.dropped += 1
             logger.warning("cache: dropped an entry that could not be decoded")
             try:
                 await self.store.drop(key)
             except StoreUnavailable as exc:
                 self.failed(exc)
-        return reply
+        return entry
 
-    async def put(self, key: str, reply: dict[str, Any], route: str) -> None:
+    async def put(self, key: str, form: str, body: bytes, route: str) -> None:
         created = time.time()
-        value = orjson.dumps({"route": route, "created": created, "reply": reply})
+        value = encode(route, created, form, body)
         try:
             await self.store.put(key, value, route, created)
         except StoreUnavailable as exc:
@@ -89,10 +101,31 @@ class GuardedStore:
         self.counts.stored += 1
 
 
-def decode(value: bytes) -> dict[str, Any] | None:
+def encode(route: str, created: float, form: str, body: bytes) -> bytes:
+    return orjson.dumps({"route": route, "created": created, "form": form}) + b"\n" + body
+
+
+def decode_head(value: bytes) -> tuple[dict[str, Any], bytes] | None:
+    head, newline, body = value.partition(b"\n")
     try:
-        entry = orjson.loads(value)
+        about = orjson.loads(head) if newline else None
     except orjson.JSONDecodeError:
         return None
-    reply = entry.get("reply") if isinstance(entry, dict) else None
-    return reply if isinstance(reply, dict) else None
+    return (about, body) if isinstance(about, dict) else None
+
+
+def decode(value: bytes) -> Entry | None:
+    decoded = decode_head(value)
+    if decoded is None:
+        return None
+    about, body = decoded
+    form = about.get("form")
+    if form == "sse":
+        return Entry("sse", body) if body.endswith(b"\n\n") else None
+    if form != "json":
+        return None
+    try:
+        reply = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return Entry("json", body, reply) if isinstance(reply, dict) else None

@@ -16,14 +16,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ..exchange import Exchange, StateKey
+from ..observe.stream_usage import drop_usage_chunk, has_usage
 from ..pipeline import Contribution, Planner, Shared
 from ..settings import Settings
 from ..upstream import Upstream, UpstreamRequest, UpstreamResponse
 from .admin import CacheAdmin
 from .guard import GuardedStore
 from .key import HEADER, cache_key, endpoint_kind, wants_cache
-from .replay import CachedResponse, answer, reply_from, storable
+from .replay import CachedResponse, answer, storable, stream_storable
 from .settings import CacheSettings
 from .store import open_store
 
@@ -91,19 +94,21 @@ class CacheHook:
             self.bypass(ex)
             return
         key = cache_key(ex, body, self.settings.shared)
-        reply = await self.store.get(key)
-        if reply is None and key in self.in_flight:
+        entry = await self.store.get(key)
+        if entry is None and key in self.in_flight:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.wait):
                     await self.in_flight[key].wait()
-            reply = await self.store.get(key)
+            entry = await self.store.get(key)
         if not self.store.available:
             self.bypass(ex)
-        elif reply is not None:
+        elif entry is not None:
             streamed = body.get("stream") is True
             options = body.get("stream_options")
             usage = isinstance(options, dict) and options.get("include_usage") is True
-            ex.set(_HIT, answer(reply, kind, streamed, usage))
+            if streamed and entry.form == "sse" and not usage and has_usage(entry.body):
+                ex.body_filters.append(drop_usage_chunk)  # stored for a client that asked
+            ex.set(_HIT, answer(entry, kind, streamed, usage))
             self.store.counts.hits += 1
             ex.outcome.cache = "hit"
             ex.response_headers.append(HIT)
@@ -140,9 +145,16 @@ class CacheHook:
         collector = pending.collector
         if outcome.status != 200 or not outcome.complete or outcome.error or collector.overflow:
             return
-        reply = reply_from(b"".join(collector.chunks))
-        if reply is not None and storable(pending.kind, reply):
-            await self.store.put(pending.key, reply, ex.route.name)
+        body = b"".join(collector.chunks)
+        if body.lstrip()[:1] == b"{":
+            try:
+                reply = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return
+            if isinstance(reply, dict) and storable(pending.kind, reply):
+                await self.store.put(pending.key, "json", body, ex.route.name)
+        elif body.endswith(b"\n\n") and stream_storable(pending.kind, body):
+            await self.store.put(pending.key, "sse", body, ex.route.name)
 
     def wrap_planner(self, inner: Planner) -> Planner:
         def plan(ex: Exchange) -> UpstreamRequest:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from .guard import decode_head
 from .store import StoreStats, StoreUnavailable
 
 PREFIX = "aifd:cache:"
@@ -99,9 +99,11 @@ def matches(value: bytes | str | None, route: str | None, before: float | None) 
     """Whether a stored entry is one `clear` asked for (an unreadable one always is)."""
     if value is None:
         return False
-    try:
-        entry = orjson.loads(value)
-        entry_route, created = entry["route"], float(entry["created"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    decoded = decode_head(value.encode() if isinstance(value, str) else value)
+    if decoded is None:
         return True
-    return (route is None or entry_route == route) and (before is None or created < before)
+    about = decoded[0]
+    created = about.get("created")
+    if not isinstance(created, (int, float)):
+        return True
+    return (route is None or about.get("route") == route) and (before is None or created < before)

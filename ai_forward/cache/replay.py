@@ -1,13 +1,15 @@
-"""An entry is one reply in OpenAI's non-streamed shape; this builds either form from it.
+"""An entry holds the answer as the upstream sent it; this builds either form from it.
 
-A non-streamed request gets the JSON; a streamed one gets the events the upstream
-would send for that reply (whole texts in one delta each, usage when asked,
-`[DONE]` for chat and completions), so both forms share one entry.
+A request in the entry's own form gets the stored bytes. A streamed request for a
+JSON entry gets the events the upstream would send for that reply (whole texts in
+one delta each, usage when asked, `[DONE]` for chat and completions); a
+non-streamed request for a stream entry gets the stream reassembled.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,8 +17,11 @@ import orjson
 
 from ..observe.reply import ReplyAssembler
 from ..sse import DONE, SSEDecoder, encode_event
+from .guard import Entry
 
 FINISHED = frozenset({"stop", "length", "tool_calls"})
+_FINISH_REASON = re.compile(rb'"finish_reason":\s*"([^"]*)"')
+_ERROR_EVENT = re.compile(rb'^data: ?\{\s*"error"', re.MULTILINE)
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 
@@ -52,10 +57,15 @@ class CachedResponse:
         return None
 
 
-def answer(reply: dict[str, Any], kind: str, streamed: bool, usage: bool) -> CachedResponse:
-    """`reply` as the request wants it: JSON, or the events of a stream."""
+def answer(entry: Entry, kind: str, streamed: bool, usage: bool) -> CachedResponse:
+    """The entry as the request wants it: JSON, or the events of a stream."""
+    if entry.form == "sse":
+        if streamed:
+            return CachedResponse(EVENT_STREAM, [entry.body])
+        return CachedResponse(JSON, [orjson.dumps(reply_from(entry.body))])
+    reply = entry.reply or {}
     if not streamed or kind == "embedding":
-        return CachedResponse(JSON, [orjson.dumps(reply)])
+        return CachedResponse(JSON, [entry.body])
     if kind == "response":
         return CachedResponse(EVENT_STREAM, response_events(reply))
     return CachedResponse(EVENT_STREAM, choice_events(reply, kind, usage))
@@ -144,6 +154,18 @@ def reply_from(body: bytes) -> dict[str, Any] | None:
     reply = assembler.result()
     reply.pop("output_text", None)  # the SDKs compute it; never part of the API's object
     return reply
+
+
+def stream_storable(kind: str, body: bytes) -> bool:
+    """Whether a whole stream is complete and successful, from its bytes (no decoding)."""
+    if _ERROR_EVENT.search(body):
+        return False
+    if kind == "response":
+        return b'"response.completed"' in body
+    if not body.endswith(DONE):
+        return False
+    reasons = _FINISH_REASON.findall(body)
+    return bool(reasons) and all(reason.decode() in FINISHED for reason in reasons)
 
 
 def storable(kind: str, reply: dict[str, Any]) -> bool:

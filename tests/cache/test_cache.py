@@ -280,3 +280,20 @@ def test_streamed_responses_entry_answers_json(
     reply = client.responses.create(model="gpt-4o-mini", input="q", extra_body=extra)
     assert reply.output_text == "answer 1"
     assert len(upstream.requests) == 1
+
+
+def test_stream_entry_replays_without_usage_the_client_did_not_ask_for(
+    gateway: ProxyServer, upstream: FakeUpstream
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "caching": True, "stream": True}
+    headers = {"authorization": "Bearer fk-test"}
+    url = gateway.url + "/v1/chat/completions"
+    asked = {**body, "stream_options": {"include_usage": True}}
+    first = httpx.post(url, json=asked, headers=headers)
+    again = httpx.post(url, json=asked, headers=headers)
+    plain = httpx.post(url, json=body, headers=headers)
+    assert [r.headers["x-aifd-cache"] for r in (first, again, plain)] == ["miss", "hit", "hit"]
+    assert again.text == first.text  # the very events the upstream sent
+    assert '"usage":{' in again.text and '"usage":{' not in plain.text
+    assert plain.text.endswith("data: [DONE]\n\n")
+    assert len(upstream.requests) == 1
