@@ -10,18 +10,16 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from .cache.cli import cache_cli
 from .env import SettingsError
+from .settings import HOST, PORT, WORKERS, Settings, load_env
 from .settings_doc import settings_help
 from .users.cli import users_cli
-
-if TYPE_CHECKING:
-    from .settings import Settings
 
 cli = typer.Typer(
     name="aifd",
@@ -48,13 +46,13 @@ def fail(message: str, code: int = 2) -> None:
 @cli.command(epilog=settings_help())
 def run(
     host: Annotated[
-        str | None, typer.Option(help="Address to bind (HOST). [default: 0.0.0.0]")
+        str | None, typer.Option(help=f"Address to bind (HOST). [default: {HOST.default}]")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on (PORT). [default: 8000]")
+        int | None, typer.Option(help=f"Port to listen on (PORT). [default: {PORT.default}]")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes (WORKERS). [default: 1]")
+        int | None, typer.Option(help=f"Worker processes (WORKERS). [default: {WORKERS.default}]")
     ] = None,
     env_file: Annotated[
         Path | None, typer.Option(help="Read settings from this file. [default: ./.env]")
@@ -64,8 +62,6 @@ def run(
     ] = False,
 ) -> None:
     """Serve the gateway. Settings come from the environment and `.env`; flags win."""
-    from .settings import Settings, load_env
-
     try:
         env = load_env(env_file)
         for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
@@ -80,7 +76,29 @@ def run(
     problem = settings.open_access_problem()
     if problem:
         fail(problem, code=1)
+    notice = relay_only_notice(settings, env_file or Path(".env"))
+    if notice:
+        _err.print(notice, highlight=False, soft_wrap=True, markup=False)
     serve(settings, env)
+
+
+def relay_only_notice(settings: Settings, env_file: Path) -> str | None:
+    """What `aifd run` does with no keys configured, and how to configure it; else None."""
+    if settings.forward_keys or settings.users.admin_token:
+        return None
+    if any(route.keys for route in settings.routes):
+        return None
+    where = env_file.resolve()
+    found = f"{where} sets no keys" if where.is_file() else f"no {where}"
+    upstreams = ", ".join(f"{r.prefix} -> {r.base_url}" for r in settings.routes)
+    return (
+        f"aifd: relay mode ({found}, and no keys in the environment): every request goes to "
+        f"its upstream ({upstreams}) with the client's own key passed on unchanged; no keys "
+        f"are swapped.\n"
+        f"To give clients a key of yours instead of a real one: copy .env.example (in the "
+        f"repository) to {where} or pass --env-file, and set OPENAI_API_KEY (your real keys) "
+        f"and FORWARD_KEY (what clients send). `aifd run --help` lists every setting."
+    )
 
 
 @cli.command()

@@ -5,14 +5,53 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
     """A setting is missing, malformed or inconsistent; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting(Generic[T]):
+    """One setting, written once: its name, its default (of the setting's type) and its help.
+
+    The settings dataclasses take their defaults from here, the readers their names and
+    defaults, and `aifd run --help` its table (README and .env.example name each one).
+    """
+
+    name: str
+    default: T
+    help: str
+    shown: str | None = None  # the default as the help shows it, when not plainly `default`
+
+    @property
+    def doc(self) -> tuple[str, str, str]:
+        """(NAME, default as shown, help), a row of the help's table."""
+        return self.name, self.shown if self.shown is not None else _shown(self.default), self.help
+
+
+def _shown(default: object) -> str:
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, tuple):
+        return ",".join(str(item) for item in default)
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
+
+
+def table(*settings: Setting[Any]) -> tuple[tuple[str, str, str], ...]:
+    """The help rows of `settings`, in order."""
+    return tuple(setting.doc for setting in settings)
 
 
 class EnvReader:

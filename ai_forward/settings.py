@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 
 from .cache.settings import CacheSettings, read_cache_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
-from .env import EnvReader, IPNetwork, SettingsError, check_url, parse_networks
+from .env import EnvReader, IPNetwork, Setting, SettingsError, check_url, parse_networks, table
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -23,6 +23,73 @@ from .resilience.settings import ResilienceSettings, read_resilience_settings
 from .users.settings import UserSettings, read_user_settings
 
 __all__ = ["EnvReader", "Route", "Settings", "SettingsError", "load_env"]
+
+
+# The core settings; each feature's are in its own `settings.py`.
+OPENAI_BASE_URL = Setting("OPENAI_BASE_URL", "https://api.openai.com", "upstream of the main route")
+OPENAI_ROUTE_PREFIX = Setting("OPENAI_ROUTE_PREFIX", "/", "path prefix of the main route")
+OPENAI_API_KEY: Setting[tuple[str, ...]] = Setting(
+    "OPENAI_API_KEY", (), "real keys of the main route, comma-separated, used round-robin"
+)
+EXTRA_BASE_URL: Setting[tuple[str, ...]] = Setting(
+    "EXTRA_BASE_URL", (), "more upstreams, comma-separated"
+)
+EXTRA_ROUTE_PREFIX: Setting[tuple[str, ...]] = Setting(
+    "EXTRA_ROUTE_PREFIX", (), "their prefixes, paired with EXTRA_BASE_URL by position"
+)
+EXTRA_API_KEY: Setting[tuple[str, ...]] = Setting(
+    "EXTRA_API_KEY", (), "their real keys, paired by position; several for one route: k1|k2"
+)
+FORWARD_KEY: Setting[tuple[str, ...]] = Setting(
+    "FORWARD_KEY", (), "keys clients may use instead of a real key, comma-separated"
+)
+ALLOW_OPEN_ACCESS = Setting(
+    "ALLOW_OPEN_ACCESS", False, "serve real keys to keyless clients on a public address"
+)
+PROXY: Setting[str | None] = Setting("PROXY", None, "outbound HTTP proxy for upstream calls")
+TIMEOUT = Setting(
+    "TIMEOUT", 300.0, "seconds: connect timeout and longest gap between upstream bytes"
+)
+CORS_ORIGINS = Setting(
+    "CORS_ORIGINS", ("*",), "allowed browser origins, comma-separated; preflight answered locally"
+)
+MAX_BODY_SIZE = Setting(
+    "MAX_BODY_SIZE", 100 * 1000**2, "largest request body accepted (413 above it)", shown="100MB"
+)
+ACCESS_LOG = Setting(
+    "ACCESS_LOG", True, "one log line per request (never keys, never query strings)"
+)
+HOST = Setting("HOST", "0.0.0.0", "address to bind (--host)")
+PORT = Setting("PORT", 8000, "port (--port)")
+WORKERS = Setting("WORKERS", 1, "worker processes (--workers)")
+IP_WHITELIST: Setting[tuple[IPNetwork, ...]] = Setting(
+    "IP_WHITELIST", (), "only these client IPs/CIDRs may call (403 for others)"
+)
+IP_BLACKLIST: Setting[tuple[IPNetwork, ...]] = Setting(
+    "IP_BLACKLIST", (), "these client IPs/CIDRs get 403"
+)
+TRUSTED_PROXIES: Setting[tuple[IPNetwork, ...]] = Setting(
+    "TRUSTED_PROXIES", (), "peers (IPs/CIDRs) whose X-Forwarded-For names the client"
+)
+DOC = table(
+    OPENAI_BASE_URL,
+    OPENAI_ROUTE_PREFIX,
+    OPENAI_API_KEY,
+    EXTRA_BASE_URL,
+    EXTRA_ROUTE_PREFIX,
+    EXTRA_API_KEY,
+    FORWARD_KEY,
+    ALLOW_OPEN_ACCESS,
+    PROXY,
+    TIMEOUT,
+    CORS_ORIGINS,
+    MAX_BODY_SIZE,
+    ACCESS_LOG,
+    HOST,
+    PORT,
+    WORKERS,
+)
+CLIENT_IP_DOC = table(IP_WHITELIST, IP_BLACKLIST, TRUSTED_PROXIES)
 
 
 @dataclass(frozen=True)
@@ -43,20 +110,24 @@ class Route:
 class ClientIPSettings:
     """Who the client is (X-Forwarded-For from trusted proxies) and which IPs may call."""
 
-    ip_whitelist: tuple[IPNetwork, ...] = ()
-    ip_blacklist: tuple[IPNetwork, ...] = ()
-    trusted_proxies: tuple[IPNetwork, ...] = ()
+    ip_whitelist: tuple[IPNetwork, ...] = IP_WHITELIST.default
+    ip_blacklist: tuple[IPNetwork, ...] = IP_BLACKLIST.default
+    trusted_proxies: tuple[IPNetwork, ...] = TRUSTED_PROXIES.default
 
     @property
     def active(self) -> bool:
         return bool(self.ip_whitelist or self.ip_blacklist or self.trusted_proxies)
 
 
+def networks(reader: EnvReader, setting: Setting[tuple[IPNetwork, ...]]) -> tuple[IPNetwork, ...]:
+    return parse_networks(setting.name, reader.items(setting.name)) or setting.default
+
+
 def read_client_ip_settings(reader: EnvReader) -> ClientIPSettings:
     return ClientIPSettings(
-        ip_whitelist=parse_networks("IP_WHITELIST", reader.items("IP_WHITELIST")),
-        ip_blacklist=parse_networks("IP_BLACKLIST", reader.items("IP_BLACKLIST")),
-        trusted_proxies=parse_networks("TRUSTED_PROXIES", reader.items("TRUSTED_PROXIES")),
+        ip_whitelist=networks(reader, IP_WHITELIST),
+        ip_blacklist=networks(reader, IP_BLACKLIST),
+        trusted_proxies=networks(reader, TRUSTED_PROXIES),
     )
 
 
@@ -64,17 +135,17 @@ def read_client_ip_settings(reader: EnvReader) -> ClientIPSettings:
 class Settings:
     """Everything ai-forward reads from its environment."""
 
-    routes: tuple[Route, ...] = (Route("/", "https://api.openai.com"),)
-    forward_keys: tuple[str, ...] = ()
-    allow_open_access: bool = False
-    proxy: str | None = None
-    timeout: float = 300.0
-    cors_origins: tuple[str, ...] = ("*",)
-    max_body_size: int = 100 * 1000**2
-    access_log: bool = True
-    host: str = "0.0.0.0"
-    port: int = 8000
-    workers: int = 1
+    routes: tuple[Route, ...] = (Route(OPENAI_ROUTE_PREFIX.default, OPENAI_BASE_URL.default),)
+    forward_keys: tuple[str, ...] = FORWARD_KEY.default
+    allow_open_access: bool = ALLOW_OPEN_ACCESS.default
+    proxy: str | None = PROXY.default
+    timeout: float = TIMEOUT.default
+    cors_origins: tuple[str, ...] = CORS_ORIGINS.default
+    max_body_size: int = MAX_BODY_SIZE.default
+    access_log: bool = ACCESS_LOG.default
+    host: str = HOST.default
+    port: int = PORT.default
+    workers: int = WORKERS.default
     client_ip: ClientIPSettings = field(default_factory=ClientIPSettings)
     # One block per feature, each read and validated by its own module.
     users: UserSettings = field(default_factory=UserSettings)
@@ -91,16 +162,16 @@ class Settings:
         reader = EnvReader(os.environ if env is None else env)
         return cls(
             routes=read_routes(reader),
-            forward_keys=reader.items("FORWARD_KEY"),
-            allow_open_access=reader.flag("ALLOW_OPEN_ACCESS", False),
-            proxy=reader.url("PROXY", None),
-            timeout=reader.number("TIMEOUT", 300.0, minimum=0.1),
-            cors_origins=reader.items("CORS_ORIGINS", ("*",)),
-            max_body_size=reader.size("MAX_BODY_SIZE", 100 * 1000**2),
-            access_log=reader.flag("ACCESS_LOG", True),
-            host=reader.text("HOST", "0.0.0.0"),
-            port=reader.integer("PORT", 8000, minimum=0, maximum=65535),
-            workers=reader.integer("WORKERS", 1, minimum=1, maximum=256),
+            forward_keys=reader.items(FORWARD_KEY.name, FORWARD_KEY.default),
+            allow_open_access=reader.flag(ALLOW_OPEN_ACCESS.name, ALLOW_OPEN_ACCESS.default),
+            proxy=reader.url(PROXY.name, PROXY.default),
+            timeout=reader.number(TIMEOUT.name, TIMEOUT.default, minimum=0.1),
+            cors_origins=reader.items(CORS_ORIGINS.name, CORS_ORIGINS.default),
+            max_body_size=reader.size(MAX_BODY_SIZE.name, MAX_BODY_SIZE.default),
+            access_log=reader.flag(ACCESS_LOG.name, ACCESS_LOG.default),
+            host=reader.text(HOST.name, HOST.default),
+            port=reader.integer(PORT.name, PORT.default, minimum=0, maximum=65535),
+            workers=reader.integer(WORKERS.name, WORKERS.default, minimum=1, maximum=256),
             client_ip=read_client_ip_settings(reader),
             users=read_user_settings(reader),
             providers=read_provider_settings(reader),
@@ -153,19 +224,22 @@ def normalize_prefix(name: str, prefix: str) -> str:
 
 
 def read_routes(reader: EnvReader) -> tuple[Route, ...]:
-    base = reader.url("OPENAI_BASE_URL", "https://api.openai.com")
+    base = reader.url(OPENAI_BASE_URL.name, OPENAI_BASE_URL.default)
     assert base is not None
     routes = [
         Route(
-            prefix=normalize_prefix("OPENAI_ROUTE_PREFIX", reader.text("OPENAI_ROUTE_PREFIX", "/")),
+            prefix=normalize_prefix(
+                OPENAI_ROUTE_PREFIX.name,
+                reader.text(OPENAI_ROUTE_PREFIX.name, OPENAI_ROUTE_PREFIX.default),
+            ),
             base_url=base,
-            keys=reader.items("OPENAI_API_KEY"),
+            keys=reader.items(OPENAI_API_KEY.name, OPENAI_API_KEY.default),
             name="openai",
         )
     ]
-    extra_urls = reader.items("EXTRA_BASE_URL")
-    extra_prefixes = reader.items("EXTRA_ROUTE_PREFIX")
-    extra_keys = _raw_list(reader.raw("EXTRA_API_KEY"))
+    extra_urls = reader.items(EXTRA_BASE_URL.name, EXTRA_BASE_URL.default)
+    extra_prefixes = reader.items(EXTRA_ROUTE_PREFIX.name, EXTRA_ROUTE_PREFIX.default)
+    extra_keys = _raw_list(reader.raw(EXTRA_API_KEY.name))
     if len(extra_urls) != len(extra_prefixes):
         raise SettingsError(
             f"EXTRA_BASE_URL has {len(extra_urls)} entries but EXTRA_ROUTE_PREFIX has "

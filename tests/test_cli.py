@@ -87,7 +87,7 @@ def test_run_with_two_workers_serves(tmp_path: Path) -> None:
         upstream.stop()
 
 
-def test_help_documents_every_setting() -> None:
+def test_help_shows_every_setting_and_its_example_values_literally() -> None:
     from ai_forward.settings_doc import SETTINGS
 
     result = subprocess.run(
@@ -95,11 +95,42 @@ def test_help_documents_every_setting() -> None:
         capture_output=True,
         text=True,
         timeout=30,
-        env={**clean_env(), "COLUMNS": "200"},
+        env={**clean_env(), "COLUMNS": "1000"},
     )
     assert result.returncode == 0
-    for name, _, _ in SETTINGS:
-        assert name in result.stdout
+    assert "MODEL_ROUTES [claude-*=anthropic;gemini-*=gemini]" in result.stdout
+    for name, default, text in SETTINGS:
+        assert f"{name} [{default or 'unset'}]: {text}" in result.stdout
+
+
+def test_run_without_settings_says_it_relays_and_how_to_configure(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    port = free_port()
+    env = clean_env(OPENAI_BASE_URL=upstream.url, COLUMNS="1000")
+    with aifd_run(["--port", str(port), "--host", "127.0.0.1"], env, tmp_path) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        sdk = openai.OpenAI(base_url=url + "/v1", api_key="sk-client-own", max_retries=0)
+        assert sdk.chat.completions.create(model="m", messages=[]).choices[0].message.content
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert upstream.last.headers["authorization"] == "Bearer sk-client-own"
+    assert "relay mode" in output and "no keys are swapped" in output
+    assert f"no {tmp_path.resolve() / '.env'}" in output
+    assert "FORWARD_KEY" in output and "OPENAI_API_KEY" in output and ".env.example" in output
+
+
+def test_run_with_keys_prints_no_relay_notice(tmp_path: Path) -> None:
+    from ai_forward.cli import relay_only_notice
+    from ai_forward.settings import Settings
+
+    env_file = tmp_path / ".env"
+    assert relay_only_notice(Settings.from_env({"FORWARD_KEY": "fk"}), env_file) is None
+    assert relay_only_notice(Settings.from_env({"OPENAI_API_KEY": "sk"}), env_file) is None
+    env_file.write_text("LOG_CHAT=true\n")
+    notice = relay_only_notice(Settings.from_env({}), env_file)
+    assert notice is not None and f"{env_file.resolve()} sets no keys" in notice
 
 
 def test_openai_forward_log_chat_spelling_is_accepted() -> None:

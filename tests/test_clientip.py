@@ -10,6 +10,7 @@ import pytest
 
 from ai_forward.clientip import client_address
 from ai_forward.env import parse_networks
+from ai_forward.settings import Settings
 from tests.fakes import FakeUpstream, ProxyServer
 
 Factory = Callable[..., ProxyServer]
@@ -87,3 +88,11 @@ def test_client_address_walks_the_chain_from_the_right(
     trusted = parse_networks("TRUSTED_PROXIES", ("127.0.0.1", "10.0.0.0/8"))
     raw = forwarded.encode() if forwarded is not None else None
     assert client_address(peer, raw, trusted) == client
+
+
+def test_ip_lists_take_addresses_and_networks() -> None:
+    settings = Settings.from_env(
+        {"IP_WHITELIST": "10.0.0.0/8, 192.168.1.7", "TRUSTED_PROXIES": "::1,127.0.0.1"}
+    ).client_ip
+    assert [str(n) for n in settings.ip_whitelist] == ["10.0.0.0/8", "192.168.1.7/32"]
+    assert [str(n) for n in settings.trusted_proxies] == ["::1/128", "127.0.0.1/32"]

@@ -1,16 +1,17 @@
 """deploy.md, "pip and systemd" and "Upgrading": the commands, run in temporary paths.
 
 The package is installed the way deploy.md says into a fresh virtualenv, from a copy of
-exactly what the Docker build copies. Offline: the virtualenv sees the test environment's
-site-packages for the dependencies, and pip gets `--no-index --no-build-isolation`.
+exactly what the Docker build copies; and its wheel into another. Offline: pip gets no
+index, only a wheelhouse repacked from this environment's installed distributions
+(tests/wheelhouse.py), so the result does not depend on how Python was installed.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,7 @@ from openai import OpenAI
 from tests.deploy_doc import ROOT, command, dotenv_blocks, localize
 from tests.fakes import FakeUpstream, free_port
 from tests.processes import clean_env, serving, wait_healthy
-
-OFFLINE_PIP = " --no-index --no-build-isolation"
+from tests.wheelhouse import fresh_venv, make_wheelhouse, offline_pip_env
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ class Installed:
     checkout: Path
     venv: Path
     paths: dict[str, str]
+    wheelhouse: Path
+
+    @property
+    def offline(self) -> str:
+        """What pip gets besides a deploy.md command: the wheelhouse (no index: see env)."""
+        return f" --find-links {self.wheelhouse}"
 
     def bin(self, name: str) -> Path:
         return self.venv / "bin" / name
@@ -37,33 +43,48 @@ class Installed:
     def run(self, text: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         """A deploy.md command, localized, with the virtualenv first on PATH."""
         argv = shlex.split(localize(text, self.paths))
-        env = clean_env(PATH=f"{self.venv / 'bin'}:{clean_env().get('PATH', '')}")
+        env = offline_pip_env(clean_env(PATH=f"{self.venv / 'bin'}:{os.environ['PATH']}"))
         return subprocess.run(
             argv, cwd=cwd or self.checkout, env=env, capture_output=True, text=True, timeout=120
         )
 
 
+@dataclass(frozen=True)
+class Built:
+    checkout: Path
+    wheel: Path
+    wheelhouse: Path
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    base = tmp_path_factory.mktemp("host")
-    checkout = base / "ai-forward"
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A copy of what the Dockerfile copies into its build stage, plus the files deploy.md
+    installs; its wheel, in a wheelhouse with everything it needs."""
+    checkout = tmp_path_factory.mktemp("src") / "ai-forward"
     checkout.mkdir()
-    # What the Dockerfile copies into its build stage, plus the files deploy.md installs.
     for name in ("pyproject.toml", "README.md", ".env.example"):
         shutil.copy(ROOT / name, checkout / name)
     for folder in ("ai_forward", "deploy"):
         shutil.copytree(ROOT / folder, checkout / folder, ignore=shutil.ignore_patterns("__py*"))
+    wheelhouse = tmp_path_factory.mktemp("wheelhouse")
+    return Built(checkout, make_wheelhouse(checkout, wheelhouse), wheelhouse)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory, built: Built) -> Installed:
+    base = tmp_path_factory.mktemp("host")
+    checkout = built.checkout
     paths = {
         "/opt/aifd": str(base / "opt/aifd"),
         "/etc/aifd": str(base / "etc/aifd"),
         "/etc/systemd/system": str(base / "etc/systemd/system"),
         "/var/lib/aifd": str(base / "var/lib/aifd"),
     }
-    venv = localize(command("sudo python3 -m venv /opt/aifd"), paths)
-    argv = [sys.executable, "-m", "venv", "--system-site-packages", *shlex.split(venv)[3:]]
-    subprocess.run(argv, check=True, timeout=120)
-    result = Installed(checkout, Path(paths["/opt/aifd"]), paths)
-    pip = result.run(command("sudo /opt/aifd/bin/pip install .") + OFFLINE_PIP)
+    # `python3 -m venv`, by the interpreter running the tests.
+    venv = shlex.split(localize(command("sudo python3 -m venv /opt/aifd"), paths))
+    fresh_venv(Path(venv[-1]))
+    result = Installed(checkout, Path(paths["/opt/aifd"]), paths, built.wheelhouse)
+    pip = result.run(command("sudo /opt/aifd/bin/pip install .") + result.offline)
     assert pip.returncode == 0, pip.stdout + pip.stderr
     return result
 
@@ -188,7 +209,7 @@ def test_upgrade_commands(installed: Installed, tmp_path: Path) -> None:
     old_env = next(block for block in dotenv_blocks() if "LOG_CHAT" in block)
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in old_env.items()))
     for text in ("pip uninstall -y openai-forward", "pip install ."):
-        done = installed.run(command(text) + (OFFLINE_PIP if "install ." in text else ""))
+        done = installed.run(command(text) + (installed.offline if "install ." in text else ""))
         assert done.returncode == 0, done.stdout + done.stderr
     copied = installed.run(command("cp .env.example .env"))
     assert copied.returncode == 0 and (installed.checkout / ".env").is_file()
@@ -201,3 +222,48 @@ def test_upgrade_commands(installed: Installed, tmp_path: Path) -> None:
     log = proc.stdout.read()
     assert "/ -> https://api.openai.com" in log and "/localai -> http://localhost:8080" in log
     assert "sk-xxx1" not in log
+
+
+def test_wheel_installs_into_a_fresh_venv_and_serves(
+    built: Built, tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """The wheel CI builds, alone in a new virtualenv: `aifd --help`, then `aifd run` serves."""
+    bin_dir = fresh_venv(tmp_path / "venv")
+    env = offline_pip_env(clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}"))
+
+    def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(a) for a in argv],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    pip = run(bin_dir / "pip", "install", "--find-links", built.wheelhouse, built.wheel)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    assert built.wheel.name.startswith("aifd-")
+    code = (
+        "import ai_forward, importlib.metadata as m; print(ai_forward.__file__, m.version('aifd'))"
+    )
+    where = run(bin_dir / "python", "-c", code)
+    assert where.stdout.split() == [
+        str(next((tmp_path / "venv/lib").glob("python*/site-packages/ai_forward/__init__.py"))),
+        built.wheel.name.split("-")[1],
+    ], where.stderr
+    helped = run(bin_dir / "aifd", "--help")
+    assert helped.returncode == 0 and "run" in helped.stdout and "users" in helped.stdout
+
+    port = free_port()
+    settings = dict(OPENAI_BASE_URL=upstream.url, OPENAI_API_KEY="sk-real-1", FORWARD_KEY="fk-1")
+    serve_env = {**env, "HOST": "127.0.0.1", "PORT": str(port), **settings}
+    with serving([str(bin_dir / "aifd"), "run"], serve_env, tmp_path) as proc:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="fk-1")
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert reply.choices[0].message.content == "Hello!"
+    assert upstream.last.path == "/v1/chat/completions"
+    assert upstream.last.headers["authorization"] == "Bearer sk-real-1"

@@ -7,17 +7,38 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..env import EnvReader, SettingsError
+from ..env import EnvReader, Setting, SettingsError, table
 
-# (NAME, default, meaning): shown by `aifd run --help`; README and .env.example must name each.
-DOC: tuple[tuple[str, str, str], ...] = (
-    ("CACHE_BACKEND", "memory", "where answers are cached: memory, sqlite:///path.db or redis://"),
-    ("CACHE_ROUTES", "", "paths cached by default, JSON list or comma-separated"),
-    ("DEFAULT_REQUEST_CACHING_VALUE", "false", "cache CACHE_ROUTES requests that do not say"),
-    ("CACHE_TTL", "86400", "seconds an answer stays cached (0: until pushed out or cleared)"),
-    ("CACHE_MAX_BYTES", "64MB", "bound of the memory backend; least recently used go first"),
-    ("CACHE_SCOPE", "client", "client: entries per user or key; shared: one cache for all"),
-    ("CACHE_WAIT", "30", "seconds an identical request waits for one in flight"),
+CACHE_BACKEND = Setting(
+    "CACHE_BACKEND", "memory", "where answers are cached: memory, sqlite:///path.db or redis://"
+)
+CACHE_ROUTES: Setting[frozenset[str]] = Setting(
+    "CACHE_ROUTES", frozenset(), "paths cached by default, JSON list or comma-separated", ""
+)
+DEFAULT_REQUEST_CACHING_VALUE = Setting(
+    "DEFAULT_REQUEST_CACHING_VALUE", False, "cache CACHE_ROUTES requests that do not say"
+)
+CACHE_TTL = Setting(
+    "CACHE_TTL", 86400.0, "seconds an answer stays cached (0: until pushed out or cleared)"
+)
+CACHE_MAX_BYTES = Setting(
+    "CACHE_MAX_BYTES",
+    64 * 1000**2,
+    "bound of the memory backend; least recently used go first",
+    "64MB",
+)
+CACHE_SCOPE = Setting(
+    "CACHE_SCOPE", "client", "client: entries per user or key; shared: one cache for all"
+)
+CACHE_WAIT = Setting("CACHE_WAIT", 30.0, "seconds an identical request waits for one in flight")
+DOC = table(
+    CACHE_BACKEND,
+    CACHE_ROUTES,
+    DEFAULT_REQUEST_CACHING_VALUE,
+    CACHE_TTL,
+    CACHE_MAX_BYTES,
+    CACHE_SCOPE,
+    CACHE_WAIT,
 )
 
 DEFAULT_FILE = "sqlite:///aifd-cache.db"
@@ -29,29 +50,30 @@ FOREIGN_BACKENDS = {"lmdb": DEFAULT_FILE, "leveldb": DEFAULT_FILE}
 class CacheSettings:
     """Validated at start-up; read-only afterwards."""
 
-    backend: str = "memory"
-    routes: frozenset[str] = frozenset()
-    default: bool = False
-    ttl: float = 86400.0
-    max_bytes: int = 64 * 1000**2
+    backend: str = CACHE_BACKEND.default
+    routes: frozenset[str] = CACHE_ROUTES.default
+    default: bool = DEFAULT_REQUEST_CACHING_VALUE.default
+    ttl: float = CACHE_TTL.default
+    max_bytes: int = CACHE_MAX_BYTES.default
     shared: bool = False
-    wait: float = 30.0
+    wait: float = CACHE_WAIT.default
     note: str | None = None  # said once at start-up (an openai-forward value mapped to ours)
 
 
 def read_cache_settings(reader: EnvReader) -> CacheSettings:
-    backend, note = read_backend(reader.text("CACHE_BACKEND", "memory"))
-    scope = reader.text("CACHE_SCOPE", "client").lower()
+    backend, note = read_backend(reader.text(CACHE_BACKEND.name, CACHE_BACKEND.default))
+    scope = reader.text(CACHE_SCOPE.name, CACHE_SCOPE.default).lower()
     if scope not in ("client", "shared"):
         raise SettingsError(f"CACHE_SCOPE={scope!r}: expected client (the default) or shared")
+    flag = DEFAULT_REQUEST_CACHING_VALUE
     return CacheSettings(
         backend=backend,
-        routes=read_routes(reader.raw("CACHE_ROUTES")),
-        default=reader.flag("DEFAULT_REQUEST_CACHING_VALUE", False),
-        ttl=reader.number("CACHE_TTL", 86400.0, minimum=0.0),
-        max_bytes=reader.size("CACHE_MAX_BYTES", 64 * 1000**2),
+        routes=read_routes(reader.raw(CACHE_ROUTES.name)),
+        default=reader.flag(flag.name, flag.default),
+        ttl=reader.number(CACHE_TTL.name, CACHE_TTL.default, minimum=0.0),
+        max_bytes=reader.size(CACHE_MAX_BYTES.name, CACHE_MAX_BYTES.default),
         shared=scope == "shared",
-        wait=reader.number("CACHE_WAIT", 30.0, minimum=0.0),
+        wait=reader.number(CACHE_WAIT.name, CACHE_WAIT.default, minimum=0.0),
         note=note,
     )
 

@@ -61,7 +61,13 @@ def log_files(log_dir: Path) -> list[Path]:
     if not log_dir.is_dir():
         raise ConvertError(f"{log_dir}: no such directory; pass the LOG_DIR the gateway wrote to")
     root = log_dir / "chat" if (log_dir / "chat").is_dir() else log_dir
-    return sorted(root.rglob("*.jsonl"))
+    files = sorted(root.rglob("*.jsonl"))
+    if not files:
+        raise ConvertError(
+            f"no chat log files (*.jsonl) in {root.resolve()}; is LOG_CHAT on in the gateway, "
+            f"and is this its LOG_DIR (default: Log/ in the directory it runs in)?"
+        )
+    return files
 
 
 def read_records(
@@ -154,7 +160,10 @@ def convert(
     until: str | None = None,
     console: Console | None = None,
 ) -> Conversion:
-    """Write `output` (`-` for stdout) from the logs under `log_dir`; return what was done."""
+    """Write `output` (`-` for stdout) from the logs under `log_dir`; return what was done.
+
+    Without any log file nothing is written: ConvertError says where it looked.
+    """
     start, end = parse_time("--since", since), parse_time("--until", until)
     if route is not None:
         route = route.strip("/")

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from ..sse import SSEDecoder
+from .fields import TEXT_FIELDS, usage_of
 
 MAX_BUFFERED_JSON = 32 * 1024 * 1024
 
@@ -97,6 +98,9 @@ class ReplyAssembler:
         if "error" in chunk and chunk["error"] is not None:
             self.error = chunk["error"]
             return
+        usage = usage_of(chunk)
+        if usage is not None:
+            self.usage = usage
         event_type = chunk.get("type")
         if isinstance(event_type, str) and event_type.startswith("response."):
             self._add_response_event(event_type, chunk)
@@ -104,8 +108,6 @@ class ReplyAssembler:
         for key in ("id", "object", "model", "created", "system_fingerprint", "service_tier"):
             if key in chunk and key not in self.meta:
                 self.meta[key] = chunk[key]
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
         object_type = chunk.get("object", "")
         for choice in chunk.get("choices") or ():
             if isinstance(choice, dict):
@@ -115,8 +117,6 @@ class ReplyAssembler:
         response = event.get("response")
         if isinstance(response, dict):
             self.response = response
-            if isinstance(response.get("usage"), dict):
-                self.usage = response["usage"]
         if event_type == "response.output_text.delta" and isinstance(event.get("delta"), str):
             self.response_text.append(event["delta"])
 
@@ -136,7 +136,7 @@ class ReplyAssembler:
         message = slot.setdefault("message", {"role": "assistant", "content": None})
         if delta.get("role"):
             message["role"] = delta["role"]
-        for field in ("content", "reasoning_content", "reasoning", "refusal"):
+        for field in TEXT_FIELDS:
             piece = delta.get(field)
             if isinstance(piece, str):
                 message[field] = (message.get(field) or "") + piece

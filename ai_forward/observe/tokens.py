@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..exchange import Exchange
+from .fields import TEXT_FIELDS
+
 CHARS_PER_TOKEN = 4
 NON_TEXT_PART_TOKENS = 800
 DEFAULT_COMPLETION_RESERVE = 1024
@@ -89,7 +92,7 @@ def reply_tokens(reply: dict[str, Any] | None) -> int:
             continue
         chars += len(choice.get("text") or "")
         message = choice.get("message") or {}
-        for field in ("content", "reasoning_content", "reasoning", "refusal"):
+        for field in TEXT_FIELDS:
             piece = message.get(field)
             chars += len(piece) if isinstance(piece, str) else 0
         for call in message.get("tool_calls") or ():
@@ -109,7 +112,7 @@ def delta_chars(chunk: dict[str, Any]) -> int:
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             continue
-        for field in ("content", "reasoning_content", "reasoning", "refusal"):
+        for field in TEXT_FIELDS:
             piece = delta.get(field)
             chars += len(piece) if isinstance(piece, str) else 0
         for call in delta.get("tool_calls") or ():
@@ -122,3 +125,21 @@ def delta_chars(chunk: dict[str, Any]) -> int:
 def generated_tokens(reply: dict[str, Any] | None, streamed_chars: int) -> int:
     """Tokens generated, counted locally: from the reassembled reply, else the streamed text."""
     return reply_tokens(reply) or text_tokens(streamed_chars)
+
+
+def usage_or_count(ex: Exchange) -> dict[str, Any] | None:
+    """What the exchange used: the usage the upstream reported, else a local count of the
+    prompt and of the text that came back; None when the upstream refused or never
+    answered (it charges nothing then)."""
+    outcome = ex.outcome
+    usage = outcome.usage
+    if usage_tokens(usage) is not None:
+        return usage
+    if outcome.status >= 400 or outcome.status == 0:
+        return None
+    body = ex.json()
+    return {
+        "prompt_tokens": prompt_tokens(body) if body else 0,
+        # When only usage was observed, the relay measured the streamed text instead.
+        "completion_tokens": generated_tokens(outcome.reply, outcome.streamed_chars),
+    }

@@ -1,11 +1,11 @@
-"""Providers and translation between formats (issue 6)."""
+"""Providers and translation between formats: where each is, its keys, which models go there."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..env import EnvReader, SettingsError, check_url
+from ..env import EnvReader, Setting, SettingsError, check_url, table
 from ..origin import Origin
 
 BUILTIN = ("openai", "azure", "anthropic", "gemini")
@@ -13,43 +13,86 @@ DEFAULT_ROUTES = (("claude-*", "anthropic"), ("gemini-*", "gemini"))
 DEFAULT_ANTHROPIC_MODELS = "claude-opus-4-1,claude-sonnet-4-5,claude-3-5-haiku-latest"
 DEFAULT_GEMINI_MODELS = "gemini-2.5-pro,gemini-2.5-flash,gemini-2.0-flash"
 
-# (NAME, default, meaning): shown by `aifd run --help`; README and .env.example must name each.
-DOC: tuple[tuple[str, str, str], ...] = (
-    (
-        "MODEL_ROUTES",
-        "claude-*=anthropic;gemini-*=gemini",
-        "model pattern=provider pairs (';'-separated) picking where chat completions go; "
-        "a provider is openai (the route's own upstream), azure, anthropic, gemini or an "
-        "EXTRA route name; unmatched models go to the route's own upstream; the defaults "
-        "apply when ANTHROPIC_API_KEY / GEMINI_API_KEY are set",
-    ),
-    ("ANTHROPIC_API_KEY", "", "Anthropic keys, comma-separated, used round-robin"),
-    ("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL (/v1 optional)"),
-    ("ANTHROPIC_VERSION", "2023-06-01", "the anthropic-version header sent"),
-    ("ANTHROPIC_MAX_TOKENS", "4096", "max_tokens sent when the client gives none"),
-    ("ANTHROPIC_MODELS", DEFAULT_ANTHROPIC_MODELS, "Claude models listed by GET /v1/models"),
-    ("GEMINI_API_KEY", "", "Gemini keys, comma-separated, used round-robin (x-goog-api-key)"),
-    (
-        "GEMINI_BASE_URL",
-        "https://generativelanguage.googleapis.com/v1beta",
-        "Gemini API base URL with its version (none given: /v1beta)",
-    ),
-    ("GEMINI_MODELS", DEFAULT_GEMINI_MODELS, "Gemini models listed by GET /v1/models"),
-    ("AZURE_OPENAI_ENDPOINT", "", "Azure OpenAI resource endpoints, comma-separated"),
-    ("AZURE_OPENAI_API_KEY", "", "their keys, paired by position; several for one: k1|k2"),
-    (
-        "AZURE_OPENAI_DEPLOYMENTS",
-        "",
-        "deployments of each resource, paired by position (d1|d2); empty: any deployment",
-    ),
-    ("AZURE_OPENAI_API_VERSION", "2024-10-21", "the api-version query parameter sent"),
-    (
-        "AZURE_OPENAI_MODEL_MAPPER",
-        "",
-        "model=deployment pairs, comma-separated; other models use their name as deployment",
-    ),
-    ("HOST_ALLOWLIST", "", "hosts the X-Host-Final header may select, comma-separated"),
-    ("HOST_KEYS", "", "host=key pairs, comma-separated (several keys: host=k1|k2)"),
+Keys = tuple[str, ...]
+MODEL_ROUTES: Setting[str | None] = Setting(
+    "MODEL_ROUTES",
+    None,
+    "model pattern=provider pairs (';'-separated) picking where chat completions go; "
+    "a provider is openai (the route's own upstream), azure, anthropic, gemini or an "
+    "EXTRA route name; unmatched models go to the route's own upstream; the defaults "
+    "apply when ANTHROPIC_API_KEY / GEMINI_API_KEY are set",
+    shown=";".join(f"{pattern}={provider}" for pattern, provider in DEFAULT_ROUTES),
+)
+ANTHROPIC_API_KEY: Setting[Keys] = Setting(
+    "ANTHROPIC_API_KEY", (), "Anthropic keys, comma-separated, used round-robin"
+)
+ANTHROPIC_BASE_URL = Setting(
+    "ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL (/v1 optional)"
+)
+ANTHROPIC_VERSION = Setting("ANTHROPIC_VERSION", "2023-06-01", "the anthropic-version header sent")
+ANTHROPIC_MAX_TOKENS = Setting(
+    "ANTHROPIC_MAX_TOKENS", 4096, "max_tokens sent when the client gives none"
+)
+ANTHROPIC_MODELS = Setting(
+    "ANTHROPIC_MODELS",
+    tuple(DEFAULT_ANTHROPIC_MODELS.split(",")),
+    "Claude models listed by GET /v1/models",
+)
+GEMINI_API_KEY: Setting[Keys] = Setting(
+    "GEMINI_API_KEY", (), "Gemini keys, comma-separated, used round-robin (x-goog-api-key)"
+)
+GEMINI_BASE_URL = Setting(
+    "GEMINI_BASE_URL",
+    "https://generativelanguage.googleapis.com/v1beta",
+    "Gemini API base URL with its version (none given: /v1beta)",
+)
+GEMINI_MODELS = Setting(
+    "GEMINI_MODELS",
+    tuple(DEFAULT_GEMINI_MODELS.split(",")),
+    "Gemini models listed by GET /v1/models",
+)
+AZURE_OPENAI_ENDPOINT: Setting[Keys] = Setting(
+    "AZURE_OPENAI_ENDPOINT", (), "Azure OpenAI resource endpoints, comma-separated"
+)
+AZURE_OPENAI_API_KEY: Setting[str | None] = Setting(
+    "AZURE_OPENAI_API_KEY", None, "their keys, paired by position; several for one: k1|k2"
+)
+AZURE_OPENAI_DEPLOYMENTS: Setting[str | None] = Setting(
+    "AZURE_OPENAI_DEPLOYMENTS",
+    None,
+    "deployments of each resource, paired by position (d1|d2); empty: any deployment",
+)
+AZURE_OPENAI_API_VERSION = Setting(
+    "AZURE_OPENAI_API_VERSION", "2024-10-21", "the api-version query parameter sent"
+)
+AZURE_OPENAI_MODEL_MAPPER: Setting[str | None] = Setting(
+    "AZURE_OPENAI_MODEL_MAPPER",
+    None,
+    "model=deployment pairs, comma-separated; other models use their name as deployment",
+)
+HOST_ALLOWLIST: Setting[Keys] = Setting(
+    "HOST_ALLOWLIST", (), "hosts the X-Host-Final header may select, comma-separated"
+)
+HOST_KEYS: Setting[str | None] = Setting(
+    "HOST_KEYS", None, "host=key pairs, comma-separated (several keys: host=k1|k2)"
+)
+DOC = table(
+    MODEL_ROUTES,
+    ANTHROPIC_API_KEY,
+    ANTHROPIC_BASE_URL,
+    ANTHROPIC_VERSION,
+    ANTHROPIC_MAX_TOKENS,
+    ANTHROPIC_MODELS,
+    GEMINI_API_KEY,
+    GEMINI_BASE_URL,
+    GEMINI_MODELS,
+    AZURE_OPENAI_ENDPOINT,
+    AZURE_OPENAI_API_KEY,
+    AZURE_OPENAI_DEPLOYMENTS,
+    AZURE_OPENAI_API_VERSION,
+    AZURE_OPENAI_MODEL_MAPPER,
+    HOST_ALLOWLIST,
+    HOST_KEYS,
 )
 
 
@@ -88,15 +131,15 @@ class ProviderSettings:
 
     model_routes: tuple[tuple[str, str], ...] = ()
     anthropic_keys: tuple[str, ...] = field(default=(), repr=False)
-    anthropic_base_url: str = "https://api.anthropic.com"
-    anthropic_version: str = "2023-06-01"
-    anthropic_max_tokens: int = 4096
-    anthropic_models: tuple[str, ...] = tuple(DEFAULT_ANTHROPIC_MODELS.split(","))
+    anthropic_base_url: str = ANTHROPIC_BASE_URL.default
+    anthropic_version: str = ANTHROPIC_VERSION.default
+    anthropic_max_tokens: int = ANTHROPIC_MAX_TOKENS.default
+    anthropic_models: tuple[str, ...] = ANTHROPIC_MODELS.default
     gemini_keys: tuple[str, ...] = field(default=(), repr=False)
-    gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
-    gemini_models: tuple[str, ...] = tuple(DEFAULT_GEMINI_MODELS.split(","))
+    gemini_base_url: str = GEMINI_BASE_URL.default
+    gemini_models: tuple[str, ...] = GEMINI_MODELS.default
     azure: tuple[AzureResource, ...] = ()
-    azure_api_version: str = "2024-10-21"
+    azure_api_version: str = AZURE_OPENAI_API_VERSION.default
     azure_model_mapper: tuple[tuple[str, str], ...] = ()
     hosts: tuple[AllowedHost, ...] = ()
 
@@ -115,8 +158,8 @@ class ProviderSettings:
 
 def read_provider_settings(reader: EnvReader) -> ProviderSettings:
     keyed = {
-        "anthropic": reader.items("ANTHROPIC_API_KEY"),
-        "gemini": reader.items("GEMINI_API_KEY"),
+        "anthropic": reader.items(ANTHROPIC_API_KEY.name),
+        "gemini": reader.items(GEMINI_API_KEY.name),
     }
     # The default rules apply only to providers with keys, so that a route to an aggregator
     # (OpenRouter, a LiteLLM proxy) keeps receiving claude-* models unless told otherwise.
@@ -125,21 +168,21 @@ def read_provider_settings(reader: EnvReader) -> ProviderSettings:
         model_routes=read_model_routes(reader) + defaults,
         anthropic_keys=keyed["anthropic"],
         anthropic_base_url=_url(
-            reader, "ANTHROPIC_BASE_URL", "https://api.anthropic.com"
+            reader, ANTHROPIC_BASE_URL.name, ANTHROPIC_BASE_URL.default
         ).removesuffix("/v1"),
-        anthropic_version=reader.text("ANTHROPIC_VERSION", "2023-06-01"),
-        anthropic_max_tokens=reader.integer("ANTHROPIC_MAX_TOKENS", 4096, minimum=1),
-        anthropic_models=reader.items(
-            "ANTHROPIC_MODELS", tuple(DEFAULT_ANTHROPIC_MODELS.split(","))
+        anthropic_version=reader.text(ANTHROPIC_VERSION.name, ANTHROPIC_VERSION.default),
+        anthropic_max_tokens=reader.integer(
+            ANTHROPIC_MAX_TOKENS.name, ANTHROPIC_MAX_TOKENS.default, minimum=1
         ),
+        anthropic_models=reader.items(ANTHROPIC_MODELS.name, ANTHROPIC_MODELS.default),
         gemini_keys=keyed["gemini"],
-        gemini_base_url=_versioned(
-            _url(reader, "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta")
-        ),
-        gemini_models=reader.items("GEMINI_MODELS", tuple(DEFAULT_GEMINI_MODELS.split(","))),
+        gemini_base_url=_versioned(_url(reader, GEMINI_BASE_URL.name, GEMINI_BASE_URL.default)),
+        gemini_models=reader.items(GEMINI_MODELS.name, GEMINI_MODELS.default),
         azure=read_azure(reader),
-        azure_api_version=reader.text("AZURE_OPENAI_API_VERSION", "2024-10-21"),
-        azure_model_mapper=_pairs(reader, "AZURE_OPENAI_MODEL_MAPPER", ","),
+        azure_api_version=reader.text(
+            AZURE_OPENAI_API_VERSION.name, AZURE_OPENAI_API_VERSION.default
+        ),
+        azure_model_mapper=_pairs(reader, AZURE_OPENAI_MODEL_MAPPER.name, ","),
         hosts=read_hosts(reader),
     )
 
@@ -148,7 +191,7 @@ def read_model_routes(reader: EnvReader) -> tuple[tuple[str, str], ...]:
     names = set(BUILTIN) | {
         p.strip().strip("/") for p in reader.items("EXTRA_ROUTE_PREFIX") if p.strip("/ ")
     }
-    rules = _pairs(reader, "MODEL_ROUTES", ";")
+    rules = _pairs(reader, MODEL_ROUTES.name, ";")
     for pattern, provider in rules:
         if provider not in names:
             raise SettingsError(
@@ -160,9 +203,9 @@ def read_model_routes(reader: EnvReader) -> tuple[tuple[str, str], ...]:
 
 
 def read_azure(reader: EnvReader) -> tuple[AzureResource, ...]:
-    endpoints = reader.items("AZURE_OPENAI_ENDPOINT")
-    keys = _positional(reader, "AZURE_OPENAI_API_KEY", len(endpoints))
-    deployments = _positional(reader, "AZURE_OPENAI_DEPLOYMENTS", len(endpoints))
+    endpoints = reader.items(AZURE_OPENAI_ENDPOINT.name)
+    keys = _positional(reader, AZURE_OPENAI_API_KEY.name, len(endpoints))
+    deployments = _positional(reader, AZURE_OPENAI_DEPLOYMENTS.name, len(endpoints))
     return tuple(
         AzureResource(
             endpoint=check_url("AZURE_OPENAI_ENDPOINT", endpoint),
@@ -175,10 +218,10 @@ def read_azure(reader: EnvReader) -> tuple[AzureResource, ...]:
 
 def read_hosts(reader: EnvReader) -> tuple[AllowedHost, ...]:
     keys: dict[str, tuple[str, ...]] = {}
-    for host, value in _pairs(reader, "HOST_KEYS", ","):
+    for host, value in _pairs(reader, HOST_KEYS.name, ","):
         keys[host.lower()] = _split(value)
     hosts: list[AllowedHost] = []
-    for entry in reader.items("HOST_ALLOWLIST"):
+    for entry in reader.items(HOST_ALLOWLIST.name):
         base = entry if "://" in entry else "https://" + entry
         parts = urlsplit(check_url("HOST_ALLOWLIST", base))
         if parts.path.strip("/"):

@@ -21,12 +21,7 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from ..errors import RateLimited
 from ..exchange import Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
-from ..observe.tokens import (
-    estimate_request,
-    generated_tokens,
-    prompt_tokens,
-    usage_tokens,
-)
+from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
 from ..pipeline import NOTHING, Contribution, Shared
 from ..settings import Settings
 from ..types import Headers
@@ -199,16 +194,7 @@ def client_limits(
 
 def tokens_used(ex: Exchange) -> int:
     """The tokens the exchange really used: reported usage, else a local count."""
-    outcome = ex.outcome
-    reported = usage_tokens(outcome.usage)
-    if reported is not None:
-        return reported
-    if outcome.status >= 400 or outcome.status == 0:
-        return 0  # refused or never answered: the upstream charges nothing
-    body = ex.json()
-    # When only usage was observed, the relay measured the streamed text instead.
-    generated = generated_tokens(outcome.reply, outcome.streamed_chars)
-    return (prompt_tokens(body) if body else 0) + generated
+    return usage_tokens(usage_or_count(ex)) or 0
 
 
 def on(pattern: str) -> str:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..env import EnvReader, SettingsError
+from ..env import EnvReader, Setting, SettingsError, table
 
 if TYPE_CHECKING:  # the `limits` package is imported when a limit is parsed, not for `--help`
     from limits import RateLimitItem
@@ -24,28 +24,42 @@ _RULES_FORM = (
     '{"/v1/chat/completions": "60/minute"}'
 )
 
-# (NAME, default, meaning): shown by `aifd run --help`; README and .env.example must name each.
-DOC: tuple[tuple[str, str, str], ...] = (
-    ("GLOBAL_RATE_LIMIT", "", "requests for the whole server, e.g. 1000/minute"),
-    ("REQ_RATE_LIMIT", "", "requests per client per path: /v1/chat/completions=60/minute;..."),
-    ("TPM_LIMIT", "", "tokens per client, e.g. 100000/minute, or per path like REQ_RATE_LIMIT"),
-    (
-        "TOKEN_RATE_LIMIT",
-        "",
-        "pace of each streamed reply in tokens: /v1/chat/completions=40/second",
-    ),
-    (
-        "RATE_LIMIT_STRATEGY",
-        "moving-window",
-        "fixed-window, moving-window or sliding-window-counter",
-    ),
-    (
-        "RATE_LIMIT_BACKEND",
-        "memory://",
-        "counter storage: memory:// or redis://host:6379/0 (shared)",
-    ),
-    ("REQ_RATE_LIMIT_BACKEND", "", "openai-forward's name for RATE_LIMIT_BACKEND"),
-    ("RATE_LIMIT_FAIL", "open", "when the storage is unreachable: open (serve) or closed (503)"),
+# Limits are text until parsed: None (unset) is no limit.
+GLOBAL_RATE_LIMIT: Setting[str | None] = Setting(
+    "GLOBAL_RATE_LIMIT", None, "requests for the whole server, e.g. 1000/minute"
+)
+REQ_RATE_LIMIT: Setting[str | None] = Setting(
+    "REQ_RATE_LIMIT", None, "requests per client per path: /v1/chat/completions=60/minute;..."
+)
+TPM_LIMIT: Setting[str | None] = Setting(
+    "TPM_LIMIT", None, "tokens per client, e.g. 100000/minute, or per path like REQ_RATE_LIMIT"
+)
+TOKEN_RATE_LIMIT: Setting[str | None] = Setting(
+    "TOKEN_RATE_LIMIT",
+    None,
+    "pace of each streamed reply in tokens: /v1/chat/completions=40/second",
+)
+RATE_LIMIT_STRATEGY = Setting(
+    "RATE_LIMIT_STRATEGY", "moving-window", "fixed-window, moving-window or sliding-window-counter"
+)
+RATE_LIMIT_BACKEND = Setting(
+    "RATE_LIMIT_BACKEND", "memory://", "counter storage: memory:// or redis://host:6379/0 (shared)"
+)
+REQ_RATE_LIMIT_BACKEND: Setting[str | None] = Setting(
+    "REQ_RATE_LIMIT_BACKEND", None, "openai-forward's name for RATE_LIMIT_BACKEND"
+)
+RATE_LIMIT_FAIL = Setting(
+    "RATE_LIMIT_FAIL", "open", "when the storage is unreachable: open (serve) or closed (503)"
+)
+DOC = table(
+    GLOBAL_RATE_LIMIT,
+    REQ_RATE_LIMIT,
+    TPM_LIMIT,
+    TOKEN_RATE_LIMIT,
+    RATE_LIMIT_STRATEGY,
+    RATE_LIMIT_BACKEND,
+    REQ_RATE_LIMIT_BACKEND,
+    RATE_LIMIT_FAIL,
 )
 
 
@@ -72,9 +86,9 @@ class LimitSettings:
     requests: tuple[LimitRule, ...] = ()
     tokens: tuple[LimitRule, ...] = ()
     pace: tuple[LimitRule, ...] = ()
-    strategy: str = "moving-window"
-    backend: str = "memory://"
-    fail_open: bool = True
+    strategy: str = RATE_LIMIT_STRATEGY.default
+    backend: str = RATE_LIMIT_BACKEND.default
+    fail_open: bool = RATE_LIMIT_FAIL.default == "open"
 
     @property
     def counting(self) -> bool:
@@ -87,25 +101,25 @@ class LimitSettings:
 
 
 def read_limit_settings(reader: EnvReader) -> LimitSettings:
-    strategy = reader.text("RATE_LIMIT_STRATEGY", "moving-window").lower()
+    strategy = reader.text(RATE_LIMIT_STRATEGY.name, RATE_LIMIT_STRATEGY.default).lower()
     strategy = _STRATEGY_ALIASES.get(strategy, strategy)
     if strategy not in STRATEGIES:
         raise SettingsError(
             f"RATE_LIMIT_STRATEGY={strategy!r}: expected one of {', '.join(STRATEGIES)}"
         )
-    fail = reader.text("RATE_LIMIT_FAIL", "open").lower()
+    fail = reader.text(RATE_LIMIT_FAIL.name, RATE_LIMIT_FAIL.default).lower()
     if fail not in ("open", "closed"):
         raise SettingsError(f"RATE_LIMIT_FAIL={fail!r}: expected open or closed")
-    global_text = reader.raw("GLOBAL_RATE_LIMIT")
+    global_text = reader.raw(GLOBAL_RATE_LIMIT.name)
     return LimitSettings(
         global_limits=(
-            parse_limits("GLOBAL_RATE_LIMIT", global_text)
+            parse_limits(GLOBAL_RATE_LIMIT.name, global_text)
             if global_text and global_text.lower() != "inf"
             else ()
         ),
-        requests=parse_rules("REQ_RATE_LIMIT", reader.raw("REQ_RATE_LIMIT")),
-        tokens=parse_rules("TPM_LIMIT", reader.raw("TPM_LIMIT")),
-        pace=parse_rules("TOKEN_RATE_LIMIT", reader.raw("TOKEN_RATE_LIMIT")),
+        requests=parse_rules(REQ_RATE_LIMIT.name, reader.raw(REQ_RATE_LIMIT.name)),
+        tokens=parse_rules(TPM_LIMIT.name, reader.raw(TPM_LIMIT.name)),
+        pace=parse_rules(TOKEN_RATE_LIMIT.name, reader.raw(TOKEN_RATE_LIMIT.name)),
         strategy=strategy,
         backend=read_backend(reader),
         fail_open=fail == "open",
@@ -186,14 +200,14 @@ def _json_pairs(name: str, value: str) -> list[tuple[str, str]]:
 
 
 def read_backend(reader: EnvReader) -> str:
-    ours, theirs = reader.raw("RATE_LIMIT_BACKEND"), reader.raw("REQ_RATE_LIMIT_BACKEND")
+    ours, theirs = reader.raw(RATE_LIMIT_BACKEND.name), reader.raw(REQ_RATE_LIMIT_BACKEND.name)
     if ours and theirs and ours != theirs:
         raise SettingsError(
             "RATE_LIMIT_BACKEND and REQ_RATE_LIMIT_BACKEND are both set and differ: "
             "set only RATE_LIMIT_BACKEND"
         )
     name = "RATE_LIMIT_BACKEND" if ours else "REQ_RATE_LIMIT_BACKEND"
-    value = ours or theirs or "memory://"
+    value = ours or theirs or RATE_LIMIT_BACKEND.default
     parts = urlsplit(value)
     if parts.scheme not in _BACKEND_SCHEMES or (
         parts.scheme.startswith("redis") and parts.scheme != "redis+unix" and not parts.hostname

@@ -16,9 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -38,12 +36,12 @@ from ..errors import (
 )
 from ..keys import find_key
 from ..types import Receive, Scope, Send
-from .store import UsageRow, UserExists, UserStore
+from . import accounts
+from .store import UsageRow, UserStore
 from .usage import UsageWriter
-from .user import FieldError, User, check_fields, hash_key, key_hint, new_key, utc_day
+from .user import FieldError, User, check_fields, new_key
 
 MAX_BODY = 64 * 1024
-USAGE_DAYS = 30
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -105,14 +103,10 @@ class AdminAPI:
 
     async def create(self, request: Request) -> Response:
         fields = self.checked(await body_of(request), partial=False)
-        key = new_key()
-        user = User(
-            key_hash=hash_key(key), key_hint=key_hint(key), created_at=time.time(), **fields
-        )
         try:
-            await self.store.create(user)
-        except UserExists:
-            raise Conflict(f"a user named {user.name!r} exists already", param="name") from None
+            user, key = await accounts.create(self.store, fields)
+        except accounts.NameTaken as exc:
+            raise Conflict(f"a user named {exc.name!r} exists already", param="name") from None
         logger.info("admin: created user {}", user.name)
         return json({**user.public(), "key": key}, status=201)
 
@@ -137,7 +131,7 @@ class AdminAPI:
     async def reset(self, request: Request) -> Response:
         user = await self.find(request)
         key = new_key()
-        changed = dataclasses.replace(user, key_hash=hash_key(key), key_hint=key_hint(key))
+        changed = accounts.with_key(user, key)
         await self.swap(user, changed)
         logger.info("admin: reset the key of user {}", user.name)
         return json({**changed.public(), "key": key})
@@ -157,16 +151,20 @@ class AdminAPI:
 
     async def find(self, request: Request) -> User:
         name = request.path_params["name"]
-        user = await self.store.get(name)
-        if user is None:
-            raise NotFound(f"no user named {name!r}; GET /admin/users lists them")
-        return user
+        try:
+            return await accounts.find(self.store, name)
+        except accounts.NoSuchUser:
+            raise NotFound(f"no user named {name!r}; GET /admin/users lists them") from None
 
     async def swap(self, old: User, new: User) -> None:
-        if not await self.store.replace(old, new):
-            if await self.store.get(old.name) is None:
-                raise NotFound(f"no user named {old.name!r} (deleted meanwhile)")
-            raise Conflict(f"user {old.name!r} was changed meanwhile; read it again and retry")
+        try:
+            await accounts.replace(self.store, old, new)
+        except accounts.NoSuchUser:
+            raise NotFound(f"no user named {old.name!r} (deleted meanwhile)") from None
+        except accounts.ChangedMeanwhile:
+            raise Conflict(
+                f"user {old.name!r} was changed meanwhile; read it again and retry"
+            ) from None
 
     def checked(self, data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         try:
@@ -200,10 +198,8 @@ async def body_of(request: Request) -> dict[str, Any]:
 
 def since_of(request: Request) -> str:
     value = request.query_params.get("since")
-    if value is None:
-        return (date.fromisoformat(utc_day()) - timedelta(days=USAGE_DAYS)).isoformat()
     try:
-        return date.fromisoformat(value[:10]).isoformat()
+        return accounts.usage_since(None if value is None else value[:10])
     except ValueError:
         raise InvalidField(f"since={value!r}: expected a date YYYY-MM-DD", param="since") from None
 

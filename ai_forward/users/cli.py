@@ -8,9 +8,7 @@ once; on SQLite they notice within about a second.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -21,9 +19,10 @@ from rich.table import Table
 
 from ..env import EnvReader, SettingsError
 from ..settings import load_env, read_routes
+from . import accounts
 from .settings import check_store_url, read_store_url
-from .store import UserExists, UserStore, open_store
-from .user import FieldError, User, check_fields, hash_key, iso, key_hint, new_key, utc_day
+from .store import UserStore, open_store
+from .user import FieldError, User, check_fields, iso, new_key
 
 T = TypeVar("T")
 users_cli = typer.Typer(
@@ -50,8 +49,14 @@ Routes = Annotated[
     str | None, typer.Option(help="Allowed route prefixes, comma-separated; '' = all.")
 ]
 Expires = Annotated[
-    str | None, typer.Option(help="Expiry: ISO 8601 time (UTC unless given), or 'never'.")
+    str | None,
+    typer.Option(
+        help="Expiry: ISO 8601 time (UTC unless given); a date alone lasts to the end of that"
+        " UTC day; 'never' (or 'none', 'null') for no expiry."
+    ),
 ]
+# What the CLI reads as JSON's null: no limit of its own, no expiry.
+NO_VALUE = ("none", "null", "never")
 Since = Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD. [default: 30 days ago]")]
 
 
@@ -86,14 +91,14 @@ def fields_of(env_file: Path | None, partial: bool, **options: str | None) -> di
     for limit in ("rpm", "tpm"):
         value = options.get(limit)
         if value is not None:
-            data[limit] = None if value.lower() == "none" else int_or_text(value)
+            data[limit] = None if value.strip().lower() in NO_VALUE else int_or_text(value)
     for listed in ("models", "routes"):
         value = options.get(listed)
         if value is not None:
             data[listed] = [v.strip() for v in value.split(",") if v.strip()]
     expires = options.get("expires")
     if expires is not None:
-        data["expires_at"] = None if expires.lower() == "never" else expires
+        data["expires_at"] = None if expires.strip().lower() in NO_VALUE else expires
     if not partial:
         data["name"] = options.get("name")
     try:
@@ -134,16 +139,15 @@ def add(
     """Create a user and print its key (shown this once)."""
     options = {"name": name, "rpm": rpm, "tpm": tpm, "models": models, "routes": routes}
     fields = fields_of(env_file, False, expires=expires, **options)
-    key = new_key()
-    user = User(key_hash=hash_key(key), key_hint=key_hint(key), created_at=time.time(), **fields)
 
-    async def work(s: UserStore) -> None:
+    async def work(s: UserStore) -> tuple[User, str]:
         try:
-            await s.create(user)
-        except UserExists:
+            return await accounts.create(s, fields)
+        except accounts.NameTaken:
             fail(f"a user named {name!r} exists already (aifd users reset {name} for a new key)")
+            raise
 
-    on_store(store, env_file, work)
+    user, key = on_store(store, env_file, work)
     show_user(user, json, key=key)
 
 
@@ -216,11 +220,7 @@ def set_user(
 def reset(name: str, store: Store = None, env_file: EnvFile = None, json: Json = False) -> None:
     """Issue a new key; the old one stops working."""
     key = new_key()
-
-    def with_new_key(user: User) -> User:
-        return dataclasses.replace(user, key_hash=hash_key(key), key_hint=key_hint(key))
-
-    user = on_store(store, env_file, lambda s: change(s, name, with_new_key))
+    user = on_store(store, env_file, lambda s: change(s, name, lambda u: accounts.with_key(u, key)))
     show_user(user, json, key=key)
 
 
@@ -254,21 +254,20 @@ def usage(
 
 
 async def change(store: UserStore, name: str, edit: Callable[[User], User]) -> User:
-    user = await store.get(name)
-    if user is None:
-        fail(f"no user named {name!r} (aifd users list)")
-        raise AssertionError
-    new = edit(user)
-    if not await store.replace(user, new):
+    try:
+        return await accounts.change(store, name, edit)
+    except accounts.NoSuchUser as exc:
+        if not exc.meanwhile:
+            fail(f"no user named {name!r} (aifd users list)")
         fail(f"user {name!r} changed or was deleted meanwhile; try again")
-    return new
+    except accounts.ChangedMeanwhile:
+        fail(f"user {name!r} changed or was deleted meanwhile; try again")
+    raise AssertionError("fail() exits")
 
 
 def since_day(since: str | None) -> str:
-    if since is None:
-        return (date.fromisoformat(utc_day()) - timedelta(days=30)).isoformat()
     try:
-        return date.fromisoformat(since).isoformat()
+        return accounts.usage_since(since)
     except ValueError:
         fail(f"--since {since!r}: expected a date YYYY-MM-DD", code=2)
         raise

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
+from typing import Any
 
 from loguru import logger
 
@@ -19,7 +20,7 @@ from ..errors import Forbidden, ServiceUnavailable, Unauthorized
 from ..exchange import Exchange, Principal, StateKey
 from ..keys import Credential, KeyKind, KeyRing
 from ..observe import stream_usage
-from ..observe.tokens import generated_tokens, prompt_tokens
+from ..observe.tokens import usage_or_count
 from ..pipeline import Contribution, Shared
 from ..settings import Settings
 from ..types import ASGIApp
@@ -87,20 +88,15 @@ class UsersHook:
         name, asked = user
         reply = ex.outcome.reply
         model = asked or (reply.get("model") if reply else None) or "-"
-        self.usage.count(name, str(model), ex.outcome.usage or received(ex))
+        self.usage.count(name, str(model), received(ex))
 
 
-def received(ex: Exchange) -> dict[str, int] | None:
-    """What a reply that reported no usage (a stream cut or left mid-way) still cost: a count
-    of the prompt and of the text that came, as the rate limiter counts it."""
+def received(ex: Exchange) -> dict[str, Any] | None:
+    """What the reply cost, counted as the rate limiter counts it, when any of it came."""
     outcome = ex.outcome
-    if not (outcome.reply or outcome.streamed_chars) or outcome.status >= 400:
+    if not outcome.usage and not (outcome.reply or outcome.streamed_chars):
         return None
-    body = ex.json()
-    return {
-        "prompt_tokens": prompt_tokens(body) if body else 0,
-        "completion_tokens": generated_tokens(outcome.reply, outcome.streamed_chars),
-    }
+    return usage_or_count(ex)
 
 
 def check_allowed(user: User, ex: Exchange) -> None:

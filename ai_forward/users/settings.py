@@ -1,21 +1,26 @@
-"""Issued user keys, the store, usage and the admin API (issue 7)."""
+"""Issued user keys, the store, usage and the admin API."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..env import EnvReader, SettingsError
+from ..env import EnvReader, Setting, SettingsError, table
 
-# (NAME, default, meaning): shown by `aifd run --help`; README and .env.example must name each.
-DOC: tuple[tuple[str, str, str], ...] = (
-    ("ADMIN_TOKEN", "", "bearer token of the /admin API (disabled when unset; 16+ characters)"),
-    ("STORE_URL", "sqlite:///aifd.db", "where users and usage live: sqlite:///path or redis://"),
-    ("KEY_CACHE_TTL", "5", "seconds an issued key's lookup is cached on the request path"),
-    ("USAGE_FLUSH_INTERVAL", "2", "seconds between batched usage writes to the store"),
+ADMIN_TOKEN: Setting[str | None] = Setting(
+    "ADMIN_TOKEN", None, "bearer token of the /admin API (disabled when unset; 16+ characters)"
 )
-
-DEFAULT_STORE_URL = "sqlite:///aifd.db"
+STORE_URL = Setting(
+    "STORE_URL", "sqlite:///aifd.db", "where users and usage live: sqlite:///path or redis://"
+)
+KEY_CACHE_TTL = Setting(
+    "KEY_CACHE_TTL", 5.0, "seconds an issued key's lookup is cached on the request path"
+)
+USAGE_FLUSH_INTERVAL = Setting(
+    "USAGE_FLUSH_INTERVAL", 2.0, "seconds between batched usage writes to the store"
+)
+DOC = table(ADMIN_TOKEN, STORE_URL, KEY_CACHE_TTL, USAGE_FLUSH_INTERVAL)
+DEFAULT_STORE_URL = STORE_URL.default
 MIN_ADMIN_TOKEN = 16
 
 
@@ -23,14 +28,14 @@ MIN_ADMIN_TOKEN = 16
 class UserSettings:
     """Validated at start-up; read-only afterwards."""
 
-    admin_token: str | None = None
-    store_url: str = DEFAULT_STORE_URL
-    key_cache_ttl: float = 5.0
-    usage_flush_interval: float = 2.0
+    admin_token: str | None = ADMIN_TOKEN.default
+    store_url: str = STORE_URL.default
+    key_cache_ttl: float = KEY_CACHE_TTL.default
+    usage_flush_interval: float = USAGE_FLUSH_INTERVAL.default
 
 
 def read_user_settings(reader: EnvReader) -> UserSettings:
-    token = reader.raw("ADMIN_TOKEN")
+    token = reader.raw(ADMIN_TOKEN.name)
     if token is not None and len(token) < MIN_ADMIN_TOKEN:
         raise SettingsError(
             f"ADMIN_TOKEN is {len(token)} characters long: use at least {MIN_ADMIN_TOKEN} "
@@ -39,13 +44,15 @@ def read_user_settings(reader: EnvReader) -> UserSettings:
     return UserSettings(
         admin_token=token,
         store_url=read_store_url(reader),
-        key_cache_ttl=reader.number("KEY_CACHE_TTL", 5.0, minimum=0.0),
-        usage_flush_interval=reader.number("USAGE_FLUSH_INTERVAL", 2.0, minimum=0.05),
+        key_cache_ttl=reader.number(KEY_CACHE_TTL.name, KEY_CACHE_TTL.default, minimum=0.0),
+        usage_flush_interval=reader.number(
+            USAGE_FLUSH_INTERVAL.name, USAGE_FLUSH_INTERVAL.default, minimum=0.05
+        ),
     )
 
 
 def read_store_url(reader: EnvReader) -> str:
-    return check_store_url("STORE_URL", reader.text("STORE_URL", DEFAULT_STORE_URL))
+    return check_store_url(STORE_URL.name, reader.text(STORE_URL.name, STORE_URL.default))
 
 
 def check_store_url(name: str, value: str) -> str:

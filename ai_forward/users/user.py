@@ -11,11 +11,12 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 KEY_PREFIX = "aifd-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MAX_LIST = 256
 _MAX_ITEM = 200
 FIELDS = ("name", "rpm", "tpm", "models", "routes", "expires_at")
@@ -140,12 +141,24 @@ def normal_route(prefix: str) -> str:
 
 
 def check_time(field: str, value: Any) -> float | None:
-    """An ISO 8601 date/time (UTC unless it says otherwise), a Unix time, or null."""
+    """An ISO 8601 date/time (UTC unless it says otherwise), a Unix time, or null.
+
+    A date alone is the end of that UTC day: the key works all of 2026-12-31 and expires
+    at 2027-01-01T00:00:00Z.
+    """
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and _DATE.match(value.strip()):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            end = datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=1)
+            return end.timestamp()
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
@@ -154,7 +167,11 @@ def check_time(field: str, value: Any) -> float | None:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return parsed.timestamp()
-    raise FieldError(field, "an ISO 8601 time such as 2026-12-31T23:59:59Z, a Unix time, or null")
+    raise FieldError(
+        field,
+        "an ISO 8601 time such as 2026-12-31T23:59:59Z, a date such as 2026-12-31 (the key "
+        "works to the end of that UTC day), a Unix time, or null for no expiry",
+    )
 
 
 def utc_day(stamp: float | None = None) -> str:

@@ -205,6 +205,17 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path: Path) -> None:
     assert "--since 'last week'" in bad_time.stderr
 
 
+def test_no_log_files_leaves_the_output_alone_and_says_where_it_looked(tmp_path: Path) -> None:
+    (tmp_path / "Log" / "chat" / "openai").mkdir(parents=True)
+    output = tmp_path / "chat.json"
+    output.write_text('[{"kept": true}]\n')
+    result = aifd_convert("Log", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "no chat log files" in result.stderr and "LOG_CHAT" in result.stderr
+    assert str(tmp_path.resolve() / "Log" / "chat") in result.stderr
+    assert output.read_text() == '[{"kept": true}]\n'
+
+
 def test_output_to_stdout(tmp_path: Path) -> None:
     write_log(tmp_path / "Log", "openai", "a.jsonl", [record("2024-05-01T00:00:00+00:00", n=1)])
     result = aifd_convert("-o", "-", cwd=tmp_path)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import openai
 import orjson
 import pytest
 
+from ai_forward.users.user import User, check_time
 from tests.fakes import FakeUpstream, ProxyServer
 from tests.processes import AIFD, clean_env
 from tests.users.fakes import PLAIN, REPO, chat, usage_handler
@@ -112,4 +114,30 @@ def test_cli_prints_tables_and_the_key_once(store_dir: Path) -> None:
     assert key.startswith("aifd-") and "shown once" in result.stdout
     listing = aifd_users(store_dir, "list").stdout
     assert "dee" in listing and key not in listing
-    assert "2099-12-31" in aifd_users(store_dir, "show", "dee").stdout
+    # A date alone lasts through that UTC day.
+    assert "2100-01-01T00:00:00Z" in aifd_users(store_dir, "show", "dee").stdout
+
+
+def test_expires_null_never_and_none_all_mean_no_expiry(store_dir: Path) -> None:
+    for word in ("null", "never", "None"):
+        aifd_users(store_dir, "add", f"u-{word}", "--expires", word)
+        assert aifd_users(store_dir, "show", f"u-{word}", "--json")["expires_at"] is None
+    aifd_users(store_dir, "add", "dated", "--expires", "2026-12-31")
+    aifd_users(store_dir, "set", "dated", "--expires", "null")
+    assert aifd_users(store_dir, "show", "dated", "--json")["expires_at"] is None
+    result = aifd_users(store_dir, "add", "bad", "--expires", "someday", code=2)
+    assert "--expires" in result.stderr and "null" in result.stderr
+
+
+def test_expires_on_a_date_ends_the_key_at_the_end_of_that_utc_day(store_dir: Path) -> None:
+    aifd_users(store_dir, "add", "dated", "--expires", "2026-12-31")
+    shown = aifd_users(store_dir, "show", "dated", "--json")
+    assert shown["expires_at"] == "2027-01-01T00:00:00Z"
+    end = check_time("expires_at", "2026-12-31")
+    assert end is not None
+    user = User(name="dated", key_hash="h", expires_at=end)
+    last_moment = datetime(2026, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()
+    assert not user.expired(last_moment)
+    assert user.expired(datetime(2027, 1, 1, tzinfo=UTC).timestamp())
+    # A time keeps its meaning: the start of the day is the start of the day.
+    assert check_time("expires_at", "2026-12-31T00:00:00Z") == end - 86400
