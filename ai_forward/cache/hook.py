@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -173,7 +172,7 @@ class CacheHook:
         return plan
 
 
-def served(cached: CachedResponse) -> Any:
+def served(cached: CachedResponse) -> Callable[[Upstream], Awaitable[UpstreamResponse]]:
     async def compose(upstream: Upstream) -> UpstreamResponse:
         return cached
 

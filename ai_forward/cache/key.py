@@ -47,7 +47,10 @@ def wants_cache(ex: Exchange, settings: CacheSettings) -> bool:
     The body is parsed only when its bytes hold `"caching"` or the route caches by default.
     """
     header = ex.header(HEADER)
-    choice = None if header is None else header.strip().lower() in _YES
+    choice = None
+    if header is not None:  # the gateway's own header: the upstream never sees it
+        choice = header.strip().lower() in _YES
+        ex.headers = [(name, value) for name, value in ex.headers if name != HEADER]
     if b'"caching"' in ex.body:
         body = ex.json()
         if body is not None and "caching" in body:

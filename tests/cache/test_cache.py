@@ -116,6 +116,7 @@ def test_header_opts_in_and_key_order_does_not_matter(
     assert (first.headers["x-aifd-cache"], second.headers["x-aifd-cache"]) == ("miss", "hit")
     assert second.json()["choices"][0]["message"]["content"] == "answer 1"
     assert len(upstream.requests) == 1
+    assert "x-aifd-cache" not in upstream.requests[0].headers
 
 
 def test_cache_routes_cache_by_default(upstream: FakeUpstream, proxy_factory: ProxyFactory) -> None:
@@ -296,4 +297,20 @@ def test_stream_entry_replays_without_usage_the_client_did_not_ask_for(
     assert again.text == first.text  # the very events the upstream sent
     assert '"usage":{' in again.text and '"usage":{' not in plain.text
     assert plain.text.endswith("data: [DONE]\n\n")
+    assert len(upstream.requests) == 1
+
+
+def test_streamed_completion_hit_from_a_json_entry(
+    gateway: ProxyServer, upstream: FakeUpstream
+) -> None:
+    client = sdk(gateway.url)
+    extra = {"caching": True}
+    first = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="p", extra_body=extra)
+    parts = list(
+        client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt="p", stream=True, extra_body=extra
+        )
+    )
+    assert first.choices[0].text == "".join(p.choices[0].text for p in parts) == "answer 1"
+    assert parts[-1].choices[0].finish_reason == "length"
     assert len(upstream.requests) == 1

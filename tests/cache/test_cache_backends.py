@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,13 @@ def aifd_cache(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedPr
         capture_output=True,
         timeout=60,
     )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def test_sqlite_entries_survive_a_restart(upstream: FakeUpstream, tmp_path: Path) -> None:
@@ -71,10 +80,12 @@ def test_two_instances_share_a_redis_cache(
         aifd_instance(env, tmp_path / "a") as (a, _),
         aifd_instance(env, tmp_path / "b") as (b, _),
     ):
+        admin = {"authorization": f"Bearer {TOKEN}"}
         assert ask(sdk(a, key="fk-team")) == ("answer 1", "miss")
+        entries = lambda: httpx.get(a + "/admin/cache", headers=admin).json()["entries"]  # noqa: E731
+        wait_for(lambda: entries() == 1)  # stored once the answer has gone out
         assert ask(sdk(b, key="fk-team"), stream=True) == ("answer 1", "hit")
         assert ask(sdk(b, key="fk-team")) == ("answer 1", "hit")
-        admin = {"authorization": f"Bearer {TOKEN}"}
         stats = httpx.get(b + "/admin/cache", headers=admin).json()
         assert (stats["backend"], stats["entries"], stats["hits"]) == ("redis", 1, 2)
         assert httpx.get(a + "/admin/cache").status_code == 401

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from redis import Redis
 
 from ai_forward.cache.store import MemoryStore
 from tests.cache.fakes import ask, numbered, sdk
@@ -27,8 +29,14 @@ def test_undecodable_entry_is_a_miss_and_is_dropped(
     proxy = proxy_factory(OPENAI_BASE_URL=upstream.url, CACHE_BACKEND=f"sqlite:///{db}")
     client = sdk(proxy.url, key="sk-client")
     assert ask(client) == ("answer 1", "miss")
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE cache_entries SET value = x'00ff7b'")
+    # The entry is written once the answer has gone out: wait for it, then damage it.
+    deadline = time.monotonic() + 5
+    damaged = 0
+    while not damaged and time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            damaged = conn.execute("UPDATE cache_entries SET value = x'00ff7b'").rowcount
+        time.sleep(0.02)
+    assert damaged == 1
     assert ask(client) == ("answer 2", "miss")
     assert ask(client) == ("answer 2", "hit")  # the bad entry was replaced by a good one
     assert len(upstream.requests) == 2
@@ -43,6 +51,10 @@ def test_redis_gone_turns_the_cache_into_bypass_with_one_warning(
         proxy = proxy_factory(OPENAI_BASE_URL=upstream.url, CACHE_BACKEND=redis.url)
         client = sdk(proxy.url, key="sk-client")
         assert ask(client) == ("answer 1", "miss")
+        stored = Redis.from_url(redis.url)
+        deadline = time.monotonic() + 5
+        while not stored.keys("aifd:cache:*") and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert ask(client) == ("answer 1", "hit")
     finally:
         redis.stop()
