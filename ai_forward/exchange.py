@@ -94,6 +94,9 @@ class Exchange:
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)
     body_filters: list[BodyFilter] = field(default_factory=list)
+    # See each chunk of the upstream's answer as it arrives, before any filter; unlike a
+    # filter, a tap changes nothing, so the answer keeps its Content-Length.
+    body_taps: list[Callable[[bytes], None]] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -50,16 +50,14 @@ class Collector:
     size: int = 0
     overflow: bool = False
 
-    async def tee(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in stream:
-            if not self.overflow:
-                self.size += len(chunk)
-                if self.size > MAX_ENTRY:
-                    self.overflow = True
-                    self.chunks.clear()
-                else:
-                    self.chunks.append(chunk)
-            yield chunk
+    def tap(self, chunk: bytes) -> None:
+        if not self.overflow:
+            self.size += len(chunk)
+            if self.size > MAX_ENTRY:
+                self.overflow = True
+                self.chunks.clear()
+            else:
+                self.chunks.append(chunk)
 
 
 @dataclass(slots=True)
@@ -116,7 +114,7 @@ class CacheHook:
             if key not in self.in_flight:  # lead; a waiter that still missed goes on alone
                 done = self.in_flight[key] = asyncio.Event()
             collector = Collector()
-            ex.body_filters.insert(0, collector.tee)  # first: it sees the upstream's own bytes
+            ex.body_taps.append(collector.tap)  # before any filter: the upstream's own bytes
             ex.set(_PENDING, Pending(key, kind, collector, done))
             self.store.counts.misses += 1
             ex.outcome.cache = "miss"
