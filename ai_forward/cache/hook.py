@@ -48,16 +48,11 @@ class Collector:
 
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
-    overflow: bool = False
 
     def tap(self, chunk: bytes) -> None:
-        if not self.overflow:
-            self.size += len(chunk)
-            if self.size > MAX_ENTRY:
-                self.overflow = True
-                self.chunks.clear()
-            else:
-                self.chunks.append(chunk)
+        self.size += len(chunk)
+        if self.size <= MAX_ENTRY:
+            self.chunks.append(chunk)
 
 
 @dataclass(slots=True)
@@ -140,7 +135,7 @@ class CacheHook:
     async def remember(self, ex: Exchange, pending: Pending) -> None:
         outcome = ex.outcome
         collector = pending.collector
-        if outcome.status != 200 or not outcome.complete or outcome.error or collector.overflow:
+        if outcome.status != 200 or not outcome.complete or outcome.error or collector.size > MAX_ENTRY:
             return
         body = b"".join(collector.chunks)
         if body.lstrip()[:1] == b"{":

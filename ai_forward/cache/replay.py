@@ -21,7 +21,6 @@ from .guard import Entry
 
 FINISHED = frozenset({"stop", "length", "tool_calls"})
 _FINISH_REASON = re.compile(rb'"finish_reason":\s*"([^"]*)"')
-_ERROR_EVENT = re.compile(rb'^data: ?\{\s*"error"', re.MULTILINE)
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 
@@ -158,7 +157,8 @@ def reply_from(body: bytes) -> dict[str, Any] | None:
 
 def stream_storable(kind: str, body: bytes) -> bool:
     """Whether a whole stream is complete and successful, from its bytes (no decoding)."""
-    if _ERROR_EVENT.search(body):
+    # Text inside a string is escaped (`{\"error\"`): these bytes are only ever JSON keys.
+    if b'{"error"' in body or b'"type":"error"' in body:
         return False
     if kind == "response":
         return b'"response.completed"' in body
