@@ -135,7 +135,9 @@ class CacheHook:
     async def remember(self, ex: Exchange, pending: Pending) -> None:
         outcome = ex.outcome
         collector = pending.collector
-        if outcome.status != 200 or not outcome.complete or outcome.error or collector.size > MAX_ENTRY:
+        if outcome.status != 200 or not outcome.complete or outcome.error:
+            return
+        if collector.size > MAX_ENTRY:
             return
         body = b"".join(collector.chunks)
         if body.lstrip()[:1] == b"{":
