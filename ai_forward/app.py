@@ -12,8 +12,9 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 7. chat log     `chatlog/`        records of each chat exchange
 8. cache        `cache/`          answers repeated requests locally; last, so limits count hits
 
-Each hook's `before` runs in this order, each `after` in reverse; resources are
-entered in this order (after the upstream session and the access log).
+Each hook's `before` runs in this order, each `after` in reverse. The lifespan
+enters the upstream session, the access log, the features' resources in this
+order, then the forwarder's body readers; it exits them in reverse.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .keys import KeyRing
 from .pipeline import Feature, Planner, Resource, Retrier, Shared
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
+from .redact import Redactor
 from .resilience import retrier as resilience
 from .routing import RouteTable
 from .settings import Settings
@@ -59,17 +61,26 @@ _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 
 
 class Gateway:
-    """The top-level ASGI app: lifespan, `/healthz`, then forwarding."""
+    """The top-level ASGI app: lifespan, `/healthz`, the features' mounted apps, then
+    forwarding."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_startup_failure: Callable[[str], None] | None = None
+    ) -> None:
         self.settings = settings
+        self.on_startup_failure = on_startup_failure
         self.table = RouteTable(settings.routes)
         self._upstream: Upstream | None = None
         rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
+        # Masks every real key in upstream answers and chat logs; built once, shared.
+        self.redactor = Redactor.for_settings(settings)
         access_log = AccessLog() if settings.access_log else None
-        pipeline = fold(FEATURES, settings, Shared(rings))
+        pipeline = fold(FEATURES, settings, Shared(rings, self.redactor))
         # Entered by the lifespan in order (exited in reverse), after the upstream session.
-        self.resources = ((access_log,) if access_log else ()) + pipeline.resources
+        self.resources: list[Resource] = [
+            *((access_log,) if access_log else ()),
+            *pipeline.resources,
+        ]
         # The longest prefix first: `/admin/cache` before `/admin`.
         self.mounts = tuple(sorted(pipeline.mounts, key=lambda m: len(m[0]), reverse=True))
         self.forwarder = Forwarder(
@@ -77,10 +88,12 @@ class Gateway:
             pipeline.hooks,
             self.upstream,
             max_body_size=settings.max_body_size,
+            body_timeout=settings.body_timeout,
             access_log=access_log,
             planner=pipeline.planner,
             retrier=pipeline.retrier,
         )
+        self.resources.append(self.forwarder.bodies)
 
     def upstream(self) -> Upstream:
         if self._upstream is None:
@@ -90,7 +103,7 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            self._upstream = await stack.enter_async_context(Upstream(self.settings))
+            self._upstream = await stack.enter_async_context(Upstream(self.settings, self.redactor))
             for resource in self.resources:
                 await stack.enter_async_context(resource)
             logger.info(
@@ -121,7 +134,9 @@ class Gateway:
                         return
                 await self.forwarder(scope, receive, send)
         elif kind == "lifespan":
-            await serve_lifespan(self.lifespan, receive, send)
+            await serve_lifespan(
+                self.lifespan, receive, send, self.on_startup_failure, self.redactor
+            )
         else:
             await receive()
             await send({"type": "websocket.close", "code": 1008, "reason": "not forwarded"})
@@ -159,10 +174,16 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
     return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts))
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
-    """The gateway as an ASGI app; `settings` default to the environment."""
+def create_app(
+    settings: Settings | None = None, on_startup_failure: Callable[[str], None] | None = None
+) -> ASGIApp:
+    """The gateway as an ASGI app; `settings` default to the environment.
+
+    `on_startup_failure`, when given, receives the one-line reason start-up failed
+    (the server is then only told that it did); else the server shows that reason.
+    """
     settings = settings or Settings.from_env()
-    app: ASGIApp = Gateway(settings)
+    app: ASGIApp = Gateway(settings, on_startup_failure)
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app
@@ -183,15 +204,26 @@ async def serve_lifespan(
     lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]],
     receive: Receive,
     send: Send,
+    on_failure: Callable[[str], None] | None = None,
+    redactor: Redactor | None = None,
 ) -> None:
+    """Run `lifespan` for the server; a start-up failure is one line, never a traceback.
+
+    A traceback would show the settings (real keys included) held by the frames.
+    """
     message = await receive()
     assert message["type"] == "lifespan.startup"
     context = lifespan()
     try:
         await context.__aenter__()
     except Exception as exc:
-        logger.exception("start-up failed")
-        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        reason = startup_reason(exc)
+        if redactor is not None:
+            reason = redactor.redact_text(reason)
+        if on_failure is not None:
+            on_failure(reason)
+            reason = ""  # already reported: the server need not repeat it
+        await send({"type": "lifespan.startup.failed", "message": reason})
         return
     await send({"type": "lifespan.startup.complete"})
     message = await receive()
@@ -201,3 +233,9 @@ async def serve_lifespan(
         await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
         return
     await send({"type": "lifespan.shutdown.complete"})
+
+
+def startup_reason(exc: BaseException) -> str:
+    """Why start-up failed, on one line."""
+    text = " ".join(str(exc).split())
+    return f"start-up failed: {text}" if text else f"start-up failed ({type(exc).__name__})"

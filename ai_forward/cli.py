@@ -17,8 +17,9 @@ from rich.console import Console
 
 from .cache.cli import cache_cli
 from .env import SettingsError
+from .preflight import example_secrets, inline_comments
 from .settings import HOST, PORT, WORKERS, Settings, load_env
-from .settings_doc import settings_help
+from .settings_doc import SETTINGS, settings_help
 from .users.cli import users_cli
 
 cli = typer.Typer(
@@ -27,6 +28,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
+    # A traceback with local variables would print the settings, real keys included.
+    pretty_exceptions_show_locals=False,
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
@@ -41,6 +44,10 @@ def _commands() -> None:
 def fail(message: str, code: int = 2) -> None:
     _err.print(f"[bold red]aifd:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    _err.print(f"[bold yellow]aifd: warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 @cli.command(epilog=settings_help())
@@ -69,10 +76,17 @@ def run(
                 env[name] = str(value)
         if log_chat:
             env["LOG_CHAT"] = "true"
+        for warning in inline_comments(env, tuple(name for name, _, _ in SETTINGS)):
+            warn(warning)
         settings = Settings.from_env(env)
     except SettingsError as exc:
         fail(str(exc))
         return
+    checked = example_secrets(env, settings.host)
+    for warning in checked.warnings:
+        warn(warning)
+    if checked.problem:
+        fail(checked.problem)
     problem = settings.open_access_problem()
     if problem:
         fail(problem, code=1)
@@ -130,9 +144,23 @@ def convert(
     _err.print(summary(result, output), highlight=False, soft_wrap=True)
 
 
+def quiet_tracebacks() -> None:
+    """Logged tracebacks show no local variables (they would hold the real keys).
+
+    The environment variables reach worker processes, whose loguru starts afresh.
+    """
+    from loguru import logger
+
+    os.environ["LOGURU_DIAGNOSE"] = "NO"
+    os.environ["LOGURU_BACKTRACE"] = "NO"
+    logger.remove()
+    logger.add(sys.stderr, diagnose=False, backtrace=False)
+
+
 def serve(settings: Settings, env: dict[str, str]) -> None:
     import uvicorn
 
+    quiet_tracebacks()
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
@@ -156,7 +184,16 @@ def serve(settings: Settings, env: dict[str, str]) -> None:
     else:
         from .app import create_app
 
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        # A start-up failure (unwritable LOG_DIR, unreachable store) is reported like a
+        # bad setting: one line and the same exit code.
+        failures: list[str] = []
+        try:
+            uvicorn.run(create_app(settings, failures.append), **options)  # type: ignore[arg-type]
+        except SystemExit:
+            if not failures:
+                raise
+        if failures:
+            fail(failures[0])
 
 
 def main() -> None:

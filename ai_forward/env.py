@@ -135,6 +135,11 @@ class EnvReader:
         return check_url(name, value)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` serves this machine only."""
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
 def check_url(name: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -8,6 +8,7 @@
     ├── RouteNotFound                 404 invalid_request_error / route_not_found
     ├── NotFound                      404 invalid_request_error / not_found
     ├── MethodNotAllowed              405 invalid_request_error / method_not_allowed
+    ├── RequestTimeout                408 invalid_request_error / request_timeout
     ├── Conflict                      409 invalid_request_error / conflict
     ├── BodyTooLarge                  413 invalid_request_error / body_too_large
     ├── InvalidField                  422 invalid_request_error / invalid_value (param)
@@ -109,6 +110,14 @@ class MethodNotAllowed(GatewayError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its request in time."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class Conflict(GatewayError):

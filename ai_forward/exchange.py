@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
+from .body import UnreadableBody, is_form, may_be_json, parse_object
 from .keys import Credential, KeyKind, PresentedKey
 from .settings import Route
 from .types import Headers, Scope
@@ -121,18 +122,39 @@ class Exchange:
         return None
 
     def json(self) -> dict[str, Any] | None:
-        """The body as a JSON object, parsed at most once; None if it is not one."""
+        """The body as a JSON object, parsed at most once; None if it is not one.
+
+        Read whatever the content type says (lenient upstreams do the same), except a
+        multipart form. For a decision, use `read_json`, which refuses what it can't read.
+        """
         if self._json is _UNPARSED:
             self._json = None
-            content_type = self.header(b"content-type") or b""
-            if self.body and (b"json" in content_type or not content_type):
-                try:
-                    parsed = orjson.loads(self.body)
-                except orjson.JSONDecodeError:
-                    parsed = None
-                self._json = parsed if isinstance(parsed, dict) else None
+            if self.body and not self.is_form:
+                self._json = parse_object(self.body)[0]
         result: dict[str, Any] | None = self._json
         return result
+
+    def read_json(self, rule: str, *, strict: bool = False) -> dict[str, Any] | None:
+        """The body as a JSON object for `rule`, which decides from it.
+
+        None when there is no body, or it is a multipart form (read with `body.form_values`),
+        or, unless `strict`, it is plainly not JSON (nor labelled so). Any other body that
+        is not a JSON object is refused with a 400 saying why, so that a lenient upstream
+        never reads what `rule` did not check.
+        """
+        body = self.json()
+        if body is None and self.body and not self.is_form:
+            if not strict and not may_be_json(self.body, self.header(b"content-type") or b""):
+                return None
+            why = parse_object(self.body)[1]
+            raise UnreadableBody(
+                f"the body is not a readable JSON object ({why}); {rule} needs a readable body"
+            )
+        return body
+
+    @property
+    def is_form(self) -> bool:
+        return is_form(self.header(b"content-type") or b"")
 
     def replace_json(self, body: dict[str, Any]) -> None:
         """Change the body sent upstream (e.g. to ask for usage in a stream)."""

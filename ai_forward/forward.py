@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from urllib.parse import quote
 
@@ -12,13 +13,14 @@ import aiohttp
 from loguru import logger
 
 from .accesslog import AccessLog
-from .errors import BodyTooLarge, GatewayError, RouteNotFound, ServiceUnavailable
+from .bodyreader import BodyReader, ClientDisconnected, too_large
+from .errors import GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
 from .keys import KEY_HEADERS, key_header
 from .observe.usage import UsageObserver, observer_for
 from .pipeline import Planner, Retrier
 from .routing import RouteTable
-from .sse import DONE, encode_event
+from .sse import DONE, EventTooLarge, encode_event
 from .target import parse_target
 from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
@@ -45,10 +47,6 @@ _PATH_SAFE = "/:@!$&'()*+,;=~"
 WATCH_AFTER = 0.2
 
 
-class ClientDisconnected(Exception):
-    """The client went away before the exchange ended."""
-
-
 class Forwarder:
     """The ASGI app that forwards every request under a route prefix."""
 
@@ -59,6 +57,7 @@ class Forwarder:
         upstream: Callable[[], Upstream],
         *,
         max_body_size: int,
+        body_timeout: float,
         access_log: AccessLog | None = None,
         planner: Planner | None = None,
         retrier: Retrier | None = None,
@@ -67,6 +66,7 @@ class Forwarder:
         self.hooks = tuple(hooks)
         self.upstream = upstream
         self.max_body_size = max_body_size
+        self.bodies = BodyReader(max_body_size, body_timeout)
         self.access_log = access_log
         self.planner: Planner = planner or plan_passthrough
         self.retrier = retrier
@@ -90,6 +90,22 @@ class Forwarder:
             ex.outcome.error = err.message
             if not ex.response_started:
                 await send_error(send, err, ex.response_headers)
+        except Exception as exc:
+            # A fault of the gateway's own: still an error in OpenAI's shape, never plain text.
+            # The traceback is logged without locals (they may hold keys).
+            trace = "".join(traceback.format_exception(exc))
+            logger.error("route {}: unexpected {}\n{}", ex.route.name, type(exc).__name__, trace)
+            failed = GatewayError(
+                f"the gateway failed on this request ({type(exc).__name__}); this is its fault, "
+                "not yours: retry, and tell its operator if it goes on"
+            )
+            ex.outcome.error = failed.message
+            if not ex.response_started:
+                ex.outcome.status = failed.status
+                await send_error(send, failed, ex.response_headers)
+            else:
+                with contextlib.suppress(OSError, RuntimeError):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             ex.outcome.ended = time.monotonic()
             for hook in reversed(passed):
@@ -114,7 +130,7 @@ class Forwarder:
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_size:
                 raise too_large(self.max_body_size)
-        body = await read_body(receive, self.max_body_size)
+        body = await self.bodies.read(receive)
         client = scope.get("client")
         return Exchange(
             scope=scope,
@@ -215,6 +231,12 @@ class Forwarder:
                     if isinstance(exc, TimeoutError):
                         message = f"the upstream stalled for {upstream.idle_timeout:g}s mid-reply"
                     await send(stream_error(message))
+            except EventTooLarge as exc:
+                # A stream reader (translation, observer, filter) met an event past its bound.
+                ex.outcome.error = "upstream stream event too large"
+                logger.warning("route {}: {}", ex.route.name, exc)
+                if content_type.startswith("text/event-stream"):
+                    await send(stream_error(str(exc)))
             except asyncio.CancelledError:
                 if last.endswith(DONE):
                     # The client had the whole reply and hung up before the upstream's EOF
@@ -295,28 +317,6 @@ def downstream_headers(raw: Sequence[tuple[bytes, bytes]], keep_length: bool) ->
         if name.lower() not in _NOT_DOWNSTREAM
         and (keep_length or name.lower() != b"content-length")
     ]
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def too_large(limit: int) -> BodyTooLarge:
-    return BodyTooLarge(
-        f"request body is larger than MAX_BODY_SIZE ({limit} bytes); send less or raise the limit"
-    )
 
 
 async def send_error(send: Send, err: GatewayError, extra: Headers | None = None) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .exchange import Exchange, Hook, StateKey
 from .keys import KeyRing
+from .redact import Redactor
 from .settings import Settings
 from .types import ASGIApp
 from .upstream import UpstreamRequest, UpstreamResponse
@@ -50,9 +51,11 @@ Resource = contextlib.AbstractAsyncContextManager[object]
 
 @dataclass(frozen=True, slots=True)
 class Shared:
-    """What the app builds once for every feature: each route's ring of real keys."""
+    """What the app builds once for every feature: each route's ring of real keys, and the
+    redactor that masks every real key in what leaves the gateway."""
 
     rings: Mapping[str, KeyRing]
+    redactor: Redactor
 
 
 @dataclass(frozen=True, slots=True)

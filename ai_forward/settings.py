@@ -15,7 +15,16 @@ from dotenv import dotenv_values
 
 from .cache.settings import CacheSettings, read_cache_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
-from .env import EnvReader, IPNetwork, Setting, SettingsError, check_url, parse_networks, table
+from .env import (
+    EnvReader,
+    IPNetwork,
+    Setting,
+    SettingsError,
+    check_url,
+    is_loopback,
+    parse_networks,
+    table,
+)
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -56,6 +65,9 @@ CORS_ORIGINS = Setting(
 MAX_BODY_SIZE = Setting(
     "MAX_BODY_SIZE", 100 * 1000**2, "largest request body accepted (413 above it)", shown="100MB"
 )
+BODY_TIMEOUT = Setting(
+    "BODY_TIMEOUT", 60.0, "seconds a client may take to send its whole request body (408 after)"
+)
 ACCESS_LOG = Setting(
     "ACCESS_LOG", True, "one log line per request (never keys, never query strings)"
 )
@@ -84,6 +96,7 @@ DOC = table(
     TIMEOUT,
     CORS_ORIGINS,
     MAX_BODY_SIZE,
+    BODY_TIMEOUT,
     ACCESS_LOG,
     HOST,
     PORT,
@@ -98,7 +111,7 @@ class Route:
 
     prefix: str
     base_url: str
-    keys: tuple[str, ...] = ()
+    keys: tuple[str, ...] = field(default=(), repr=False)
     name: str = "openai"
     origin: Origin = field(init=False, repr=False, compare=False)
 
@@ -136,12 +149,13 @@ class Settings:
     """Everything ai-forward reads from its environment."""
 
     routes: tuple[Route, ...] = (Route(OPENAI_ROUTE_PREFIX.default, OPENAI_BASE_URL.default),)
-    forward_keys: tuple[str, ...] = FORWARD_KEY.default
+    forward_keys: tuple[str, ...] = field(default=FORWARD_KEY.default, repr=False)
     allow_open_access: bool = ALLOW_OPEN_ACCESS.default
     proxy: str | None = PROXY.default
     timeout: float = TIMEOUT.default
     cors_origins: tuple[str, ...] = CORS_ORIGINS.default
     max_body_size: int = MAX_BODY_SIZE.default
+    body_timeout: float = BODY_TIMEOUT.default
     access_log: bool = ACCESS_LOG.default
     host: str = HOST.default
     port: int = PORT.default
@@ -168,6 +182,7 @@ class Settings:
             timeout=reader.number(TIMEOUT.name, TIMEOUT.default, minimum=0.1),
             cors_origins=reader.items(CORS_ORIGINS.name, CORS_ORIGINS.default),
             max_body_size=reader.size(MAX_BODY_SIZE.name, MAX_BODY_SIZE.default),
+            body_timeout=reader.number(BODY_TIMEOUT.name, BODY_TIMEOUT.default, minimum=0.1),
             access_log=reader.flag(ACCESS_LOG.name, ACCESS_LOG.default),
             host=reader.text(HOST.name, HOST.default),
             port=reader.integer(PORT.name, PORT.default, minimum=0, maximum=65535),
@@ -192,7 +207,7 @@ class Settings:
             return None
         if self.users.admin_token:
             return None  # keyless requests are refused: clients use issued keys
-        if self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127."):
+        if is_loopback(self.host):
             return None
         return (
             f"refusing to start: real API keys are configured but FORWARD_KEY is empty, so anyone "

@@ -1,5 +1,8 @@
 """The only network I/O to upstreams: one pooled aiohttp session per process.
 
+Every answer passes through the Redactor before anyone reads it, so no real key
+an upstream echoes reaches a client, a translator or a log.
+
 Three timeouts, none of them total (a stream may last as long as it keeps
 talking): CONNECT_TIMEOUT to open a connection, FIRST_BYTE_TIMEOUT from sending
 the request until the response headers, IDLE_TIMEOUT between body chunks.
@@ -19,6 +22,7 @@ from loguru import logger
 from yarl import URL
 
 from .errors import UpstreamTimeout, UpstreamUnreachable
+from .redact import RedactedResponse, Redactor
 from .settings import Settings
 from .types import Headers
 
@@ -86,8 +90,9 @@ class UpstreamRequest:
 class Upstream:
     """Owns the pooled session; `send` returns a response whose body is still unread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redactor: Redactor | None = None) -> None:
         self._settings = settings
+        self.redactor = redactor if redactor is not None else Redactor.for_settings(settings)
         self._session: aiohttp.ClientSession | None = None
         timeouts = settings.resilience
         self.connect_timeout = timeouts.connect_timeout or settings.timeout
@@ -128,16 +133,23 @@ class Upstream:
         if self._session is None:
             raise RuntimeError("Upstream used outside its lifespan")
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
+        if self.redactor:
+            # A compressed body cannot be searched for keys: ask for it as it is.
+            headers = [h for h in headers if h[0] != "accept-encoding"]
+            headers.append(("accept-encoding", "identity"))
         try:
             # Translating a non-streamed answer reads its body: that counts as the first byte.
             with Deadline(self.first_byte_timeout):
-                response = await self._session.request(
+                raw = await self._session.request(
                     request.method,
                     request.url,
                     headers=headers,
                     data=request.body or _empty_body(request.method),
                     proxy=self._settings.proxy,
                     allow_redirects=False,
+                )
+                response: UpstreamResponse = (
+                    RedactedResponse(raw, self.redactor) if self.redactor else raw
                 )
                 return await request.translate(response) if request.translate else response
         except aiohttp.ConnectionTimeoutError:

@@ -51,6 +51,7 @@ _OURS = (
     "PROXY",
     "CORS_",
     "MAX_BODY",
+    "BODY_TIMEOUT",
     "ACCESS_LOG",
     "CACHE_",
     "DEFAULT_REQUEST_CACHING",

@@ -13,6 +13,7 @@ from tests.deploy_doc import (
     NOT_RUN,
     ROOT,
     RUN,
+    blocks,
     commands,
     dotenv_blocks,
     known_settings,
@@ -113,3 +114,14 @@ def test_local_model_servers_are_reached_through_their_routes(
         "/ollama": ("/ollama-server/v1/chat/completions", None),
         "": ("/openai-server/v1/chat/completions", "Bearer sk-real-key"),
     }
+
+
+def test_env_file_examples_hold_no_inline_comments() -> None:
+    """`docker run --env-file` keeps ` # ...` in the value: comments go on their own lines."""
+    examples = [("deploy.md", body) for body in blocks("dotenv")]
+    examples.append((".env.example", (ROOT / ".env.example").read_text()))
+    assert len(examples) == 4
+    for where, text in examples:
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                assert " #" not in line and "\t#" not in line, (where, line)

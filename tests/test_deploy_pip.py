@@ -216,7 +216,8 @@ def test_upgrade_commands(installed: Installed, tmp_path: Path) -> None:
     port = free_port()
     argv = shlex.split(command("aifd run --port 8000").replace("8000", str(port)))
     argv[0] = str(installed.bin("aifd"))
-    with serving(argv, clean_env(), tmp_path) as proc:
+    # On loopback: the example's FORWARD_KEY is a documented placeholder, refused in public.
+    with serving(argv, clean_env(HOST="127.0.0.1"), tmp_path) as proc:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
     assert proc.stdout is not None
     log = proc.stdout.read()

@@ -239,7 +239,9 @@ def test_compressed_bodies_pass_unchanged(upstream: FakeUpstream, proxy: ProxySe
     )
     assert response.headers["content-encoding"] == "gzip"
     assert response.content == payload
-    assert upstream.last.headers["accept-encoding"] == "gzip"
+    # Real keys are configured: answers are asked uncompressed, so they can be searched for
+    # echoed keys; a body the upstream compresses anyway still passes unchanged.
+    assert upstream.last.headers["accept-encoding"] == "identity"
 
 
 def test_upstream_errors_pass_through(upstream: FakeUpstream, proxy: ProxyServer) -> None:
@@ -457,3 +459,36 @@ def test_client_hanging_up_after_done_is_a_complete_exchange(
     while not outcomes and time.monotonic() < deadline:
         time.sleep(0.02)
     assert outcomes and outcomes[0].complete and outcomes[0].error is None
+
+
+class BrokenHook:
+    """A hook with a bug of its own: the gateway must still answer in OpenAI's shape."""
+
+    async def before(self, ex: Exchange) -> None:
+        raise ZeroDivisionError("a bug, not the client's fault")
+
+    async def after(self, ex: Exchange) -> None:
+        return None
+
+
+def test_unexpected_fault_is_a_json_500_and_server_keeps_serving(upstream: FakeUpstream) -> None:
+    proxy = ProxyServer(
+        {"OPENAI_BASE_URL": upstream.url, "OPENAI_API_KEY": "sk-real-1", "FORWARD_KEY": "fk-test"}
+    )
+    app: Any = proxy.server.config.app
+    gateway: Any = getattr(app, "app", app)
+    hooks = gateway.forwarder.hooks
+    gateway.forwarder.hooks = (*hooks, BrokenHook())
+    proxy.start()
+    try:
+        headers = {"authorization": "Bearer fk-test"}
+        response = httpx.post(proxy.url + "/v1/chat/completions", json={}, headers=headers)
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/json"
+        error = response.json()["error"]
+        assert error["type"] == "server_error" and "ZeroDivisionError" in error["message"]
+        assert "sk-real-1" not in response.text and upstream.requests == []
+        gateway.forwarder.hooks = hooks
+        assert httpx.post(proxy.url + "/v1/chat/completions", json={}, headers=headers).is_success
+    finally:
+        proxy.stop()

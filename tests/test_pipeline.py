@@ -15,6 +15,7 @@ from ai_forward.keyhook import KeyHook
 from ai_forward.pipeline import Contribution, Planner, Shared
 from ai_forward.providers.hook import ProviderHook
 from ai_forward.ratelimit.hook import LimitHook
+from ai_forward.redact import Redactor
 from ai_forward.settings import Route, Settings
 from ai_forward.upstream import UpstreamRequest
 from ai_forward.users.hook import UsersHook
@@ -119,7 +120,7 @@ def test_fold_keeps_feature_order_and_wraps_each_planner_around_the_ones_before(
     pipeline = fold(
         [lambda s, sh: wrap("first"), lambda s, sh: Contribution(), lambda s, sh: wrap("last")],
         Settings(),
-        Shared({}),
+        Shared({}, Redactor([])),
     )
     assert [hook.name for hook in pipeline.hooks] == ["first", "last"]  # type: ignore[attr-defined]
     assert pipeline.retrier is None and pipeline.mounts == ()

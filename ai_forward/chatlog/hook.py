@@ -139,5 +139,5 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     """The chat log hook and its writer, when LOG_CHAT is on."""
     if not settings.chatlog.enabled:
         return NOTHING
-    writer = ChatLogWriter(settings.chatlog)
+    writer = ChatLogWriter(settings.chatlog, shared.redactor)
     return Contribution(hooks=(ChatLogHook(writer),), resources=(writer,))

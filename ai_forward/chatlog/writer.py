@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import orjson
 from loguru import logger
 
+from ..redact import Redactor
 from .settings import ChatLogSettings
 
 WARN_EVERY = 10.0
@@ -49,8 +50,9 @@ class Entry:
 class ChatLogWriter:
     """A lifespan resource: `async with writer:` starts the thread, leaving drains it."""
 
-    def __init__(self, settings: ChatLogSettings) -> None:
+    def __init__(self, settings: ChatLogSettings, redactor: Redactor | None = None) -> None:
         self.settings = settings
+        self.redactor = redactor if redactor is not None else Redactor(())
         self._queue: queue.Queue[Entry | None] = queue.Queue(maxsize=settings.queue_size)
         self._thread: threading.Thread | None = None
         self._files: dict[str, RouteFile] = {}
@@ -149,7 +151,7 @@ class ChatLogWriter:
         lines: dict[str, list[bytes]] = {}
         for entry in batch:
             try:
-                line = encode(entry)
+                line = encode(entry, self.redactor)
             except (TypeError, ValueError) as exc:
                 self.failed += 1
                 logger.error("chat log: a record could not be encoded ({}); skipped", exc)
@@ -255,9 +257,16 @@ def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
-def encode(entry: Entry) -> bytes:
-    """One JSON line, with any secret replaced (a key pasted into a message included)."""
+def encode(entry: Entry, redactor: Redactor | None = None) -> bytes:
+    """One JSON line, with any secret replaced (a key pasted into a message included).
+
+    `redactor` masks every real key of the gateway, wherever the record holds it
+    (a reply from any provider or host, an error message); `entry.secrets` are the
+    keys of this exchange (the client's own among them).
+    """
     line = orjson.dumps(entry.record)
+    if redactor is not None:
+        line = redactor.redact(line)
     for secret in entry.secrets:
         encoded = secret.encode()
         if encoded in line:

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 
 from ..exchange import Exchange, StateKey
+from ..sse import SSESplitter, event_data, split_events
 
 _USAGE_PATHS = ("/chat/completions", "/completions")
 _ASKED = StateKey[bool]("usage asked for")
-_MAX_PENDING = 1024 * 1024
 _USAGE_OBJECT = re.compile(rb'"usage":\s*\{').search
 
 
@@ -42,29 +42,18 @@ def ask_for_usage(ex: Exchange) -> None:
 
 async def drop_usage_chunk(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Pass SSE bytes through, minus events that carry only usage (no choices)."""
-    carry = b""
+    splitter = SSESplitter()
     async for chunk in chunks:
-        # The common case: whole events, none usage-only; they pass as they are. (OpenAI
-        # sends `"usage":null` in every chunk once asked; the usage-only chunk, last, has
-        # no choices: plain substring tests find it faster than any parsing.)
-        if not carry and chunk.endswith(b"\n\n") and not may_be_usage_only(chunk):
-            yield chunk
-            continue
-        data = carry + chunk
-        end = data.rfind(b"\n\n")
-        if end < 0:
-            carry = b"" if len(data) > _MAX_PENDING else data  # not SSE as we know it
-            if not carry:
-                yield data
-            continue
-        whole, carry = data[: end + 2], data[end + 2 :]
+        whole = splitter.feed(chunk)
+        # OpenAI sends `"usage":null` in every chunk once asked; the usage-only chunk, last,
+        # holds a usage object: a plain substring test finds it faster than any parsing.
         if has_usage(whole):
-            events = whole[:-2].split(b"\n\n")
-            whole = b"".join(event + b"\n\n" for event in events if not is_usage_only(event))
+            whole = b"".join(e for e in split_events(whole) if not is_usage_only(e))
         if whole:
             yield whole
-    if carry:
-        yield carry
+    rest = splitter.flush()
+    if rest and not is_usage_only(rest):
+        yield rest
 
 
 def may_be_usage_only(data: bytes) -> bool:
@@ -82,9 +71,8 @@ def is_usage_only(event: bytes) -> bool:
     """Whether one SSE event (without its blank line) is a usage-only chunk."""
     if not has_usage(event):
         return False
-    lines = [line[5:].strip() for line in event.splitlines() if line.startswith(b"data:")]
     try:
-        payload = orjson.loads(b"\n".join(lines))
+        payload = orjson.loads(event_data(event))
     except orjson.JSONDecodeError:
         return False
     return (

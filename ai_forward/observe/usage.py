@@ -13,12 +13,11 @@ from typing import Any
 
 import orjson
 
-from ..sse import SSEDecoder
+from ..sse import SSESplitter, event_data, split_events
 from .fields import GENERATED_TEXT, usage_of
 from .reply import ResponseObserver
 from .stream_usage import has_usage
 
-MAX_CARRY = 1024 * 1024
 # Generated text in OpenAI chunks. (One regex for this and the usage test together is four
 # times slower: measured.)
 _GENERATED = GENERATED_TEXT
@@ -30,30 +29,20 @@ class UsageObserver:
     def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
         self.chars = 0
-        self._carry = b""
+        self._splitter = SSESplitter()
 
     def feed(self, chunk: bytes) -> None:
-        if not self._carry and chunk.endswith(b"\n\n"):
-            whole = chunk  # whole events, the usual case
-        else:
-            region = self._carry + chunk
-            end = max(region.rfind(b"\n\n"), region.rfind(b"\n\r\n"))
-            if end < 0 and len(region) <= MAX_CARRY:
-                self._carry = region
-                return
-            whole, self._carry = (
-                (region, b"") if end < 0 else (region[: end + 2], region[end + 2 :])
-            )
+        whole = self._splitter.feed(chunk)
+        if whole:
+            self._read(whole)
+
+    def _read(self, whole: bytes) -> None:
         self.chars += sum(map(len, _GENERATED.findall(whole)))
         if has_usage(whole):
             self._read_usage(whole)
 
     def _read_usage(self, events: bytes) -> None:
-        if b"\r" in events:
-            datas = [data for _, data in SSEDecoder().feed(events + b"\n\n")]
-        else:
-            datas = [event.partition(b"data:")[2] for event in events.split(b"\n\n")]
-        for data in datas:
+        for data in map(event_data, split_events(events)):
             if not has_usage(data):
                 continue
             try:
@@ -66,8 +55,9 @@ class UsageObserver:
 
     def result(self) -> dict[str, Any] | None:
         """A reply holding only its usage (None when none could be read)."""
-        if self._carry:
-            self.feed(b"\n\n")
+        rest = self._splitter.flush()
+        if rest:
+            self._read(rest + b"\n\n")
         return {"usage": self.usage} if self.usage is not None else None
 
 

@@ -17,7 +17,7 @@ from yarl import URL
 
 from ..errors import UnsupportedFeature
 from ..origin import Origin
-from ..sse import DONE
+from ..sse import DONE, encode_event
 from ..types import Headers
 
 JSON = dict[str, Any]
@@ -221,7 +221,7 @@ class ChunkWriter:
             "model": self.model,
             "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
         }
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
+        return encode_event(payload)
 
     def end(self) -> bytes:
         out = b""
@@ -234,13 +234,13 @@ class ChunkWriter:
                 "choices": [],
                 "usage": self.usage,
             }
-            out += b"data: " + orjson.dumps(payload) + b"\n\n"
+            out += encode_event(payload)
         return out + DONE
 
     @staticmethod
     def error(provider: str, message: str, code: str = "upstream_error") -> bytes:
         error = {"message": f"{provider}: {message}", "type": "upstream_error", "code": code}
-        return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+        return encode_event({"error": error})
 
 
 def translate_events(

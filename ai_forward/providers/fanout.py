@@ -21,7 +21,7 @@ import orjson
 from ..errors import GatewayError
 from ..exchange import Exchange
 from ..pipeline import Planner
-from ..sse import DONE, SSEDecoder
+from ..sse import DONE, EventTooLarge, SSEDecoder, encode_event
 from ..upstream import Upstream, UpstreamRequest, UpstreamResponse
 from .base import JSON, loads_object
 from .reply import SSE_TYPE, Reply, read_all
@@ -161,6 +161,8 @@ class MergedStream:
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = {"message": f"the stream broke: {type(exc).__name__}", "code": "stream_broken"}
             await self.queue.put((index, {"error": error}))
+        except EventTooLarge as exc:
+            await self.queue.put((index, {"error": {"message": str(exc), "code": "stream_broken"}}))
         finally:
             response.close()
             if not self.closed:
@@ -175,7 +177,7 @@ class MergedStream:
             "model": self.names[index],
             "choices": choices,
         }
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
+        return encode_event(payload)
 
     async def events(self) -> AsyncIterator[bytes]:
         self.tasks = [asyncio.create_task(self.pump(i)) for i in range(len(self.requests))]
@@ -202,7 +204,7 @@ class MergedStream:
                     "choices": [],
                     "usage": usage,
                 }
-                yield b"data: " + orjson.dumps(payload) + b"\n\n"
+                yield encode_event(payload)
             yield DONE
         finally:
             self.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..body import form_values
 from ..errors import InvalidRequest, UnsupportedFeature
 from ..exchange import Exchange, StateKey
 from ..pipeline import Contribution, Planner, Shared
@@ -61,7 +62,7 @@ class ProviderHook:
             if self.listing.active:
                 ex.set(DECISION, self.listing)
             return
-        model = ex.model if ex.method == "POST" else None
+        model = self.model_of(ex) if ex.method == "POST" else None
         if not model:
             return
         if "," in model:
@@ -73,6 +74,26 @@ class ProviderHook:
         target = self.router.target(ex, model, name)
         self.router.plan(ex, target, ex.json() or {}, dry=True)  # refuses what it cannot send
         ex.set(DECISION, SingleModel(self.router, target))
+
+    def model_of(self, ex: Exchange) -> str | None:
+        """The model to route by. With MODEL_ROUTES set, a body that cannot be read is
+        refused (a lenient upstream must not serve a model the routes would send elsewhere),
+        and a form's model must be one the route's own upstream serves."""
+        if not self.router.settings.model_routes:
+            return ex.model
+        if ex.is_form:
+            for value in form_values(ex.body, ex.header(b"content-type") or b"", "model") or ():
+                name = self.router.provider_for(value)
+                if name != "openai":
+                    raise UnsupportedFeature(
+                        f"MODEL_ROUTES sends model {value!r} to {name}, which takes JSON chat "
+                        "requests only, not a multipart form",
+                        param="model",
+                    )
+            return None
+        body = ex.read_json("routing by model (MODEL_ROUTES)")
+        model = body.get("model") if body else None
+        return model if isinstance(model, str) else None
 
     def fan_out(self, ex: Exchange, model: str) -> FanOut:
         names = [m.strip() for m in model.split(",")]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Protocol
 
+from ..sse import DONE
 from ..types import Headers
 from ..upstream import ResponseTranslator, UpstreamResponse
-from .base import Provider, StreamTranslator, translate_error
+from .base import ChunkWriter, Provider, StreamTranslator, translate_error
 
 MAX_BODY = 32 * 1024 * 1024
 # Upstream headers worth keeping on a translated answer.
@@ -81,13 +82,19 @@ def kept_headers(response: UpstreamResponse) -> Headers:
 
 
 async def translated_stream(
-    response: UpstreamResponse, translator: StreamTranslator
+    response: UpstreamResponse, translator: StreamTranslator, provider: str
 ) -> AsyncIterator[bytes]:
-    async for chunk in response.content.iter_any():
-        out = translator.feed(chunk)
-        if out:
-            yield out
-    tail = translator.close()
+    """OpenAI chunks of the provider's stream; one the translator can't read ends in an
+    error event (an event too large goes up to the relay, which ends the stream)."""
+    try:
+        async for chunk in response.content.iter_any():
+            out = translator.feed(chunk)
+            if out:
+                yield out
+        tail = translator.close()
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        message = f"the stream was not in the provider's documented format ({type(exc).__name__})"
+        tail = ChunkWriter.error(provider, message, "stream_broken") + DONE
     if tail:
         yield tail
 
@@ -104,7 +111,8 @@ def translator(provider: Provider, model: str, include_usage: bool) -> ResponseT
                 response.release()
                 return Reply.json(status, body, extra)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                stream = translated_stream(response, provider.stream(model, include_usage))
+                translating = provider.stream(model, include_usage)
+                stream = translated_stream(response, translating, provider.name)
                 return Reply(response.status, [SSE_TYPE, *extra], stream, response)
             raw = await read_all(response)
             response.release()

@@ -14,11 +14,12 @@ from ..keys import Credential, KeyKind, KeyRing
 from ..origin import Origin
 from ..settings import Route, Settings
 from ..upstream import UpstreamRequest
-from .base import JSON, Endpoint, Provider
+from .base import JSON, Endpoint, Provider, ProviderRequest
 from .openai import OpenAICompatible
 from .registry import registry
 from .reply import translator
 from .settings import AzureResource, ProviderSettings
+from .validate import check_chat
 
 
 class AzurePool:
@@ -155,7 +156,7 @@ class Router:
             api_version=self.settings.azure_api_version,
             max_tokens=self.settings.anthropic_max_tokens,
         )
-        built = target.provider.build(body, endpoint)
+        built = build(target, body, endpoint)
         translate = (
             None
             if target.passthrough
@@ -164,6 +165,22 @@ class Router:
         return UpstreamRequest(
             "POST", built.url, built.headers, built.body, target.label, translate
         )
+
+
+def build(target: Target, body: JSON, endpoint: Endpoint) -> ProviderRequest:
+    """The provider's request; a translated body is checked for its shape first, and
+    whatever else a translation trips on is the client's 400, never a crash."""
+    if target.passthrough:
+        return target.provider.build(body, endpoint)
+    check_chat(body)
+    try:
+        return target.provider.build(body, endpoint)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise InvalidRequest(
+            f"this request could not be translated for {target.provider.name} "
+            f"({type(exc).__name__}: {exc}); check it against OpenAI's chat completions format",
+            code="untranslatable",
+        ) from None
 
 
 def include_usage(body: JSON) -> bool:

@@ -22,7 +22,7 @@ from ..errors import RateLimited
 from ..exchange import Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
-from ..pipeline import NOTHING, Contribution, Shared
+from ..pipeline import Contribution, Shared
 from ..settings import Settings
 from ..types import Headers
 from .pacing import paced
@@ -71,16 +71,16 @@ class LimitHook:
 
     async def before(self, ex: Exchange) -> None:
         settings = self.settings
-        if settings.pace and is_streamed(ex):
+        if settings.pace:
             rates = [
                 item.amount / item.get_expiry()
                 for rule in settings.pace
                 if rule.matches(ex.path)
                 for item in rule.limits
             ]
-            if rates:
+            if rates and is_streamed(ex):
                 ex.body_filters.append(paced(min(rates)))
-        if not settings.counting:
+        if not settings.counting and ex.principal is None:
             return
         requests, tokens = self.limits_for(ex)
         if not (requests or tokens):
@@ -130,7 +130,10 @@ class LimitHook:
 
     async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
         storage = self.store.storage
-        estimate = estimate_request(ex.json(), ex.upstream_path, len(ex.body))
+        # A form (an upload) is estimated by its size; any other body must be readable.
+        rule = "TPM_LIMIT" if ex.principal is None else "this key's tokens-per-minute limit"
+        body = None if ex.is_form else ex.read_json(rule)
+        estimate = estimate_request(body, ex.upstream_path, len(ex.body))
         reserved: list[Reservation] = []
         ex.set(_RESERVED, reserved)
         tightest: tuple[int, float, int] | None = None
@@ -202,9 +205,9 @@ def on(pattern: str) -> str:
 
 
 def is_streamed(ex: Exchange) -> bool:
-    if ex.method != "POST" or b'"stream"' not in ex.body:
+    if ex.method != "POST" or ex.is_form:
         return False
-    body = ex.json()
+    body = ex.read_json("TOKEN_RATE_LIMIT (pacing streamed replies)")
     return body is not None and body.get("stream") is True
 
 
@@ -240,11 +243,11 @@ def duration(seconds: float) -> str:
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
-    """The limit hook and its counter storage, when any limit or pace is configured."""
+    """The limit hook and its counter storage.
+
+    The limit hook is there even with no server-wide limit set: an issued user's own
+    `rpm`/`tpm` hold on their own. Requests of other clients then leave it at once.
+    """
     limits = settings.limits
-    if not (limits.counting or limits.pace):
-        return NOTHING
     store = LimitStore(limits, settings.workers)
-    return Contribution(
-        hooks=(LimitHook(limits, store),), resources=(store,) if limits.counting else ()
-    )
+    return Contribution(hooks=(LimitHook(limits, store),), resources=(store,))

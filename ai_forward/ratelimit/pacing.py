@@ -14,26 +14,19 @@ import orjson
 
 from ..exchange import BodyFilter
 from ..observe.tokens import delta_chars, text_tokens
-
-_MAX_PENDING = 1024 * 1024
+from ..sse import SSESplitter, event_data, split_events
 
 
 def paced(tokens_per_second: float) -> BodyFilter:
     """A body filter that spaces SSE events by the tokens they carry."""
 
     async def pace(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        pending = bytearray()
+        splitter = SSESplitter()
         started: float | None = None
         sent = 0
         async for chunk in chunks:
-            pending += chunk
             out = bytearray()
-            while True:
-                end = _event_end(pending)
-                if end < 0:
-                    break
-                event = bytes(pending[:end])
-                del pending[:end]
+            for event in split_events(splitter.feed(chunk)):
                 tokens = event_tokens(event)
                 if tokens:
                     now = time.monotonic()
@@ -47,34 +40,20 @@ def paced(tokens_per_second: float) -> BodyFilter:
                         await asyncio.sleep(delay)
                     sent += tokens
                 out += event
-            if len(pending) > _MAX_PENDING:  # not SSE as we know it: pass it on unpaced
-                out += pending
-                pending.clear()
             if out:
                 yield bytes(out)
-        if pending:
-            yield bytes(pending)
+        rest = splitter.flush()
+        if rest:
+            yield rest
 
     return pace
-
-
-def _event_end(buffer: bytearray) -> int:
-    """Index just past the first complete event in `buffer`, or -1."""
-    ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep)) >= 0]
-    return min(ends) if ends else -1
 
 
 def event_tokens(event: bytes) -> int:
     if b'"choices"' not in event:
         return 0
-    chars = 0
-    for line in event.splitlines():
-        if not line.startswith(b"data:"):
-            continue
-        try:
-            chunk = orjson.loads(line[5:])
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(chunk, dict):
-            chars += delta_chars(chunk)
-    return text_tokens(chars)
+    try:
+        chunk = orjson.loads(event_data(event))
+    except orjson.JSONDecodeError:
+        return 0
+    return text_tokens(delta_chars(chunk)) if isinstance(chunk, dict) else 0

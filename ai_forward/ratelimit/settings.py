@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -87,7 +87,7 @@ class LimitSettings:
     tokens: tuple[LimitRule, ...] = ()
     pace: tuple[LimitRule, ...] = ()
     strategy: str = RATE_LIMIT_STRATEGY.default
-    backend: str = RATE_LIMIT_BACKEND.default
+    backend: str = field(default=RATE_LIMIT_BACKEND.default, repr=False)  # may hold a password
     fail_open: bool = RATE_LIMIT_FAIL.default == "open"
 
     @property

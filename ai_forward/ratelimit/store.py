@@ -86,7 +86,7 @@ class LimitStore:
         self._storage = storage
         self._requests = limiter(settings.strategy, storage)
         where = redact(settings.backend)
-        if not settings.shared and self.workers > 1:
+        if settings.counting and not settings.shared and self.workers > 1:
             logger.warning(
                 "rate limits are counted per worker: RATE_LIMIT_BACKEND is memory:// and "
                 "WORKERS={}, so each worker admits the full limit; set RATE_LIMIT_BACKEND="

@@ -1,7 +1,8 @@
 """When a failed upstream attempt is tried again, after how long, and with which key.
 
-Retried: connection errors, timeouts before the upstream's first byte, and the
-statuses in RETRY_STATUSES. Never any other 4xx — except that a 401 or 429 on a
+Retried, whatever the method: connection errors, timeouts before the upstream's
+first byte, and the statuses in RETRY_STATUSES unless the upstream answered
+`x-should-retry: false`. Never any other 4xx — except that a 401 or 429 on a
 real key from a KeyRing moves the retry to the ring's next key. This module is
 the policy (no I/O); the loop that applies it is `retrier.Retrier`, the key
 rotation `rotation.key_rotation`.

@@ -23,6 +23,10 @@ from .policy import RetryPolicy
 from .rotation import key_rotation
 
 ATTEMPTS_HEADER = b"x-aifd-attempts"
+# The SDKs' own retry signal: honoured from the upstream, and sent once the gateway has
+# retried, so that the client's retries do not multiply with the gateway's.
+SHOULD_RETRY = "x-should-retry"
+_NO_MORE_RETRIES = (SHOULD_RETRY.encode(), b"false")
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
@@ -57,7 +61,11 @@ class Retrier:
                 status = response.status
                 if keys.send((status, not last)):
                     wait: float | None = 0.0  # at once, on the ring's next key
-                elif last or not policy.retryable(status):
+                elif (
+                    last
+                    or not policy.retryable(status)
+                    or response.headers.get(SHOULD_RETRY) == "false"
+                ):
                     wait = None
                 else:
                     wait = policy.wait_before(retry, response.headers)
@@ -81,3 +89,4 @@ class Retrier:
     def finish(self, ex: Exchange) -> None:
         if ex.outcome.attempts > 1:
             ex.response_headers.append((ATTEMPTS_HEADER, str(ex.outcome.attempts).encode()))
+            ex.response_headers.append(_NO_MORE_RETRIES)

@@ -8,15 +8,16 @@ real key, and `ex.principal` carries the user's own limits for the rate limiter.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
+from urllib.parse import parse_qsl
 
 from loguru import logger
 
-from ..errors import Forbidden, ServiceUnavailable, Unauthorized
+from ..body import UnreadableBody, form_values
+from ..errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthorized
 from ..exchange import Exchange, Principal, StateKey
 from ..keys import Credential, KeyKind, KeyRing
 from ..observe import stream_usage
@@ -30,7 +31,7 @@ from .store import open_store
 from .usage import UsageWriter
 from .user import KEY_PREFIX, User, hash_key, iso
 
-_FORM_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]{1,200})\r\n')
+_ALLOWLIST = "this key's model allowlist"
 # Whose usage this exchange counts as, and for which model it asked.
 _USER = StateKey[tuple[str, str | None]]("issued user and model")
 
@@ -112,8 +113,15 @@ def check_allowed(user: User, ex: Exchange) -> None:
             + ", ".join(user.routes),
             code="route_not_allowed",
         )
-    model = requested_model(ex)
-    if user.models and model:
+    if user.models:
+        query = ex.query.decode("latin-1")
+        # A `model` in the query string (as realtime calls send it) counts too.
+        check_models(user, [v for k, v in parse_qsl(query) if k == "model"] if query else [])
+        check_models(user, body_models(ex))
+
+
+def check_models(user: User, models: list[str]) -> None:
+    for model in models:
         for wanted in (m.strip() for m in model.split(",")):
             if wanted and not any(fnmatchcase(wanted, allowed) for allowed in user.models):
                 raise Forbidden(
@@ -124,14 +132,37 @@ def check_allowed(user: User, ex: Exchange) -> None:
                 )
 
 
+def body_models(ex: Exchange) -> list[str]:
+    """Every model the body asks for, read strictly: a body or form that cannot be read
+    is refused rather than let through unchecked."""
+    if not ex.body:
+        return []
+    if ex.is_form:
+        values = form_values(ex.body, ex.header(b"content-type") or b"", "model")
+        if values is None:
+            raise UnreadableBody(
+                "the multipart form could not be read (its boundary, a part's "
+                f"Content-Disposition name, or its closing delimiter); {_ALLOWLIST} needs "
+                "its `model` field readable"
+            )
+        return values
+    body = ex.read_json(_ALLOWLIST, strict=True) or {}
+    model = body.get("model")
+    if model is None:
+        return []
+    if not isinstance(model, str):
+        raise InvalidRequest("`model` must be a string naming one model", param="model")
+    # What goes upstream is what was checked: no duplicate key another parser reads first.
+    ex.replace_json(body)
+    return [model]
+
+
 def requested_model(ex: Exchange) -> str | None:
     """The `model` of a JSON body, or of a multipart form (audio, image uploads)."""
-    model = ex.model
-    content_type = ex.header(b"content-type") or b""
-    if model is None and content_type.startswith(b"multipart/form-data"):
-        found = _FORM_MODEL.search(ex.body)
-        model = found.group(1).decode("utf-8", "replace").strip() if found else None
-    return model
+    if ex.is_form:
+        values = form_values(ex.body, ex.header(b"content-type") or b"", "model")
+        return values[0] if values else None
+    return ex.model
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:

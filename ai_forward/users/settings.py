@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..env import EnvReader, Setting, SettingsError, table
@@ -28,8 +28,8 @@ MIN_ADMIN_TOKEN = 16
 class UserSettings:
     """Validated at start-up; read-only afterwards."""
 
-    admin_token: str | None = ADMIN_TOKEN.default
-    store_url: str = STORE_URL.default
+    admin_token: str | None = field(default=ADMIN_TOKEN.default, repr=False)
+    store_url: str = field(default=STORE_URL.default, repr=False)  # may hold a password
     key_cache_ttl: float = KEY_CACHE_TTL.default
     usage_flush_interval: float = USAGE_FLUSH_INTERVAL.default
 

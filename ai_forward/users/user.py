@@ -19,6 +19,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MAX_LIST = 256
 _MAX_ITEM = 200
+# The last second a store, `datetime` and every client can show: 9999-12-31T23:59:59Z.
+LATEST_TIME = 253402300799.0
 FIELDS = ("name", "rpm", "tpm", "models", "routes", "expires_at")
 
 
@@ -77,7 +79,11 @@ def key_hint(key: str) -> str:
 def iso(stamp: float | None) -> str | None:
     if stamp is None:
         return None
-    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        # Written before times were range-checked: show it as stored rather than fail a list.
+        return str(stamp)
 
 
 def check_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
@@ -141,23 +147,25 @@ def normal_route(prefix: str) -> str:
 
 
 def check_time(field: str, value: Any) -> float | None:
-    """An ISO 8601 date/time (UTC unless it says otherwise), a Unix time, or null.
+    """An ISO 8601 date/time (UTC unless it says otherwise), a Unix time, or null; between
+    1970 and the end of 9999, so that every store and client can read it back.
 
     A date alone is the end of that UTC day: the key works all of 2026-12-31 and expires
     at 2027-01-01T00:00:00Z.
     """
     if value is None:
         return None
+    stamp: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and _DATE.match(value.strip()):
+        stamp = float(value)
+    elif isinstance(value, str) and _DATE.match(value.strip()):
         try:
             day = date.fromisoformat(value.strip())
         except ValueError:
             pass
         else:
             end = datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=1)
-            return end.timestamp()
+            stamp = min(end.timestamp(), LATEST_TIME)
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -166,11 +174,14 @@ def check_time(field: str, value: Any) -> float | None:
         else:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            return parsed.timestamp()
+            stamp = parsed.timestamp()
+    if stamp is not None and 0 <= stamp <= LATEST_TIME:  # also false for NaN
+        return stamp
     raise FieldError(
         field,
         "an ISO 8601 time such as 2026-12-31T23:59:59Z, a date such as 2026-12-31 (the key "
-        "works to the end of that UTC day), a Unix time, or null for no expiry",
+        "works to the end of that UTC day), or a Unix time, between 1970 and "
+        "9999-12-31T23:59:59Z; or null for no expiry",
     )
 
 

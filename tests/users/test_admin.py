@@ -132,6 +132,11 @@ def test_token_in_the_url_is_not_accepted(gateway: ProxyServer) -> None:
         ({"name": "a", "models": [1]}, "models"),
         ({"name": "a", "routes": ["/nowhere"]}, "routes"),
         ({"name": "a", "expires_at": "soon"}, "expires_at"),
+        ({"name": "a", "expires_at": 1e20}, "expires_at"),
+        ({"name": "a", "expires_at": -1}, "expires_at"),
+        ({"name": "a", "expires_at": 253402300800}, "expires_at"),
+        ({"name": "a", "expires_at": "NaN"}, "expires_at"),
+        ({"name": "a", "expires_at": "1969-12-31T23:59:59Z"}, "expires_at"),
         ({"name": "a", "colour": "red"}, "colour"),
         ([1, 2], "body"),
         ("not json", "body"),
@@ -151,7 +156,13 @@ def test_bad_bodies_are_422_naming_the_field(gateway: ProxyServer, body: Any, fi
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"name": "b"}, "name"), ({"rpm": 1.5}, "rpm"), ({"routes": "/"}, "routes"), ({"x": 1}, "x")],
+    [
+        ({"name": "b"}, "name"),
+        ({"rpm": 1.5}, "rpm"),
+        ({"routes": "/"}, "routes"),
+        ({"x": 1}, "x"),
+        ({"expires_at": 1e20}, "expires_at"),
+    ],
 )
 def test_bad_changes_are_422_and_change_nothing(
     gateway: ProxyServer, body: Any, field: str

@@ -281,3 +281,42 @@ def test_later_hooks_see_the_users_principal(upstream: FakeUpstream, tmp_path: P
         ("user", Principal("lena", 30, 4000, ("m*",), ("/",))),
         ("forward", None),
     ]
+
+
+@pytest.fixture
+def limits_off(
+    upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
+) -> ProxyServer:
+    """Users and nothing else: no REQ_RATE_LIMIT, TPM_LIMIT or GLOBAL_RATE_LIMIT."""
+    upstream.handler = usage_handler
+    return proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real-1",
+        ADMIN_TOKEN=TOKEN,
+        STORE_URL=f"sqlite:///{tmp_path}/users.db",
+    )
+
+
+def test_users_rpm_holds_without_any_server_wide_limit(
+    upstream: FakeUpstream, limits_off: ProxyServer
+) -> None:
+    key = create(limits_off.url, "rita", rpm=2)
+    assert chat(limits_off.url, key) == "Hi!"
+    assert chat(limits_off.url, key) == "Hi!"
+    with pytest.raises(openai.RateLimitError, match=r"2 requests per 1m0s .*user rita") as caught:
+        chat(limits_off.url, key)
+    assert caught.value.response.headers["x-ratelimit-limit-requests"] == "2"
+    assert len(upstream.requests) == 2
+    other = create(limits_off.url, "sam")  # no limit of its own: not limited
+    assert [chat(limits_off.url, other) for _ in range(3)] == ["Hi!"] * 3
+
+
+def test_users_tpm_holds_without_any_server_wide_limit(
+    upstream: FakeUpstream, limits_off: ProxyServer
+) -> None:
+    # One reply uses 15 tokens (PLAIN); the second request no longer fits in 20 a minute.
+    key = create(limits_off.url, "tina", tpm=20)
+    assert chat(limits_off.url, key) == "Hi!"
+    with pytest.raises(openai.RateLimitError, match="token rate limit reached: 20 tokens"):
+        chat(limits_off.url, key)
+    assert len(upstream.requests) == 1

@@ -63,9 +63,10 @@ def test_cli_manages_users_of_a_running_server(
         KEY_CACHE_TTL=60,
         USAGE_FLUSH_INTERVAL=0.1,
     )
-    added = aifd_users(store_dir, "add", "ann", "--models", "gpt-4o-mini", "--rpm", "5", "--json")
+    # The rpm is enforced (on its own): high enough for the polling below.
+    added = aifd_users(store_dir, "add", "ann", "--models", "gpt-4o-mini", "--rpm", "500", "--json")
     key = added["key"]
-    assert added["rpm"] == 5 and key.startswith("aifd-")
+    assert added["rpm"] == 500 and key.startswith("aifd-")
     assert chat(server.url, key) == "Hi!"
     assert upstream.last.headers["authorization"] == "Bearer sk-real"
 
@@ -102,6 +103,10 @@ def test_cli_errors_name_what_to_fix(store_dir: Path) -> None:
     assert "--rpm" in result.stderr
     result = aifd_users(store_dir, "add", "cy", "--routes", "/nowhere", code=2)
     assert "--routes" in result.stderr
+    for far in ("10000-01-01", "1e20", "1960-01-01"):
+        result = aifd_users(store_dir, "add", "cy", "--expires", far, code=2)
+        assert "--expires" in result.stderr and "9999" in result.stderr
+    assert [u["name"] for u in aifd_users(store_dir, "list", "--json")] == ["bo"]
     result = aifd_users(store_dir, "set", "bo", code=2)
     assert "nothing to change" in result.stderr
     result = aifd_users(store_dir, "list", "--store", "mysql://x", code=2)

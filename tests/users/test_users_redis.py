@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import orjson
 
-from tests.fakes import FakeUpstream
+from tests.fakes import FakeUpstream, ProxyServer
 from tests.processes import AIFD, aifd_instance, clean_env
 from tests.users.fakes import PLAIN, REPO, TOKEN, admin, chat, usage_handler
 
@@ -82,3 +82,25 @@ def test_two_instances_share_users_and_drop_reset_or_deleted_keys_at_once(
     assert "key=user" in logs
     for secret in (key, new, newest, key[5:], new[5:], newest[5:], TOKEN):
         assert secret not in logs
+
+
+def test_out_of_range_expiry_is_refused_and_users_still_list_on_redis(
+    upstream: FakeUpstream, redis_url: str, proxy_factory: Callable[..., ProxyServer]
+) -> None:
+    gateway = proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real",
+        ADMIN_TOKEN=TOKEN,
+        STORE_URL=redis_url,
+    )
+    api = admin(gateway.url)
+    for far in (1e20, -5, "+10000-01-01"):
+        response = api.post("/admin/users", json={"name": "far", "expires_at": far})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["param"] == "expires_at"
+    assert api.post("/admin/users", json={"name": "near", "expires_at": 4102444800}).is_success
+    listed = api.get("/admin/users")
+    assert listed.status_code == 200
+    assert [(u["name"], u["expires_at"]) for u in listed.json()["data"]] == [
+        ("near", "2100-01-01T00:00:00Z")
+    ]

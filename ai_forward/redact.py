@@ -1,0 +1,169 @@
+"""Keeps every configured real key out of what clients and logs see.
+
+One `Redactor` is built at start-up from all the real keys in the settings.
+`Upstream` puts every answer through it (headers and body, streamed or not)
+before anyone reads it, and the chat-log writer passes every line through it.
+
+A key is replaced by a mask of the same length (`[REDACTED****]`), so a
+`Content-Length` stays right and JSON stays valid. A key may arrive split
+across two body chunks: a chunk's tail that could be the start of a key is
+held back until the next chunk shows whether it is one. Only such a tail is
+held (usually nothing), so a stream's events are never delayed by it.
+
+Keys shorter than MIN_KEY characters are not looked for: they would match
+ordinary text, and no provider issues keys that short.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .settings import Settings
+    from .upstream import BodyStream, UpstreamResponse
+
+MIN_KEY = 8
+# A held-back tail is found by these leading bytes of a key; shorter tails by `endswith`.
+PROBE = 4
+MASK = b"[REDACTED]"
+
+
+def mask(size: int) -> bytes:
+    """What stands in for a key of `size` bytes: the same length, nothing of the key."""
+    if size < len(MASK):
+        return b"*" * size
+    return MASK[:-1] + b"*" * (size - len(MASK)) + b"]"
+
+
+class Redactor:
+    """Finds and masks a fixed set of secrets in bytes, headers, text and streams."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        keys = sorted({s.encode() for s in secrets if len(s) >= MIN_KEY}, key=len, reverse=True)
+        self.keys: tuple[bytes, ...] = tuple(keys)
+        self._masks = {key: mask(len(key)) for key in keys}
+        # Longest first, so that a key containing another is masked whole.
+        self._pattern = re.compile(b"|".join(re.escape(key) for key in keys) or b"(?!)")
+        probes: dict[bytes, list[bytes]] = {}
+        for key in keys:
+            probes.setdefault(key[:PROBE], []).append(key)
+        self._probes = tuple((probe, tuple(group)) for probe, group in probes.items())
+        self._shorts = tuple({key[:size] for key in keys for size in range(1, PROBE)})
+        self._window = max((len(key) for key in keys), default=1) - 1
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self.keys)} keys)"
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Redactor:
+        return cls(real_keys(settings))
+
+    def redact(self, data: bytes) -> bytes:
+        """`data` with every key masked."""
+        # One search per distinct leading part (keys of one provider share it); the
+        # pattern runs only when one is found.
+        for probe, _ in self._probes:
+            if probe in data:
+                return self._pattern.sub(self._mask, data)
+        return data
+
+    def redact_text(self, text: str) -> str:
+        if not self.keys:
+            return text
+        return self.redact(text.encode("utf-8", "surrogateescape")).decode(
+            "utf-8", "surrogateescape"
+        )
+
+    def headers(self, headers: Sequence[tuple[bytes, bytes]]) -> Sequence[tuple[bytes, bytes]]:
+        """`headers` with every key masked in their values (the same list if none holds one)."""
+        for _, value in headers:
+            for probe, _ in self._probes:
+                if probe in value:
+                    return [(name, self.redact(value)) for name, value in headers]
+        return headers
+
+    async def stream(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """The chunks with every key masked, even one split across chunks."""
+        pending = b""
+        async for chunk in chunks:
+            data = self.redact(pending + chunk if pending else chunk)
+            cut = self.held_from(data)
+            pending = data[cut:]
+            if cut:
+                yield data[:cut]
+        if pending:
+            yield pending
+
+    def held_from(self, data: bytes) -> int:
+        """Where the tail of `data` that could begin a key starts (len(data): no such tail)."""
+        size = len(data)
+        best = size
+        start = max(0, size - self._window)
+        for probe, group in self._probes:
+            i = data.find(probe, start)
+            while i != -1 and i < best:
+                rest = data[i:]
+                if any(key.startswith(rest) for key in group):
+                    best = i
+                    break
+                i = data.find(probe, i + 1)
+        if best == size and self._shorts and data.endswith(self._shorts):
+            for length in range(min(PROBE - 1, size), 0, -1):
+                if data[size - length :] in self._shorts:
+                    return size - length
+        return best
+
+    def _mask(self, match: re.Match[bytes]) -> bytes:
+        return self._masks[match.group()]
+
+
+class RedactedResponse:
+    """An upstream answer whose headers and body pass through a Redactor."""
+
+    __slots__ = ("_origin", "content", "raw_headers")
+
+    def __init__(self, origin: UpstreamResponse, redactor: Redactor) -> None:
+        self._origin = origin
+        self.raw_headers = redactor.headers(origin.raw_headers)
+        self.content = RedactedBody(origin.content, redactor)
+
+    @property
+    def status(self) -> int:
+        return self._origin.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        # Read for lookups only (content type, retry-after); what is relayed is raw_headers.
+        return self._origin.headers
+
+    def release(self) -> Any:
+        return self._origin.release()
+
+    def close(self) -> None:
+        self._origin.close()
+
+
+class RedactedBody:
+    __slots__ = ("_origin", "_redactor")
+
+    def __init__(self, origin: BodyStream, redactor: Redactor) -> None:
+        self._origin = origin
+        self._redactor = redactor
+
+    def iter_any(self) -> AsyncIterable[bytes]:
+        return self._redactor.stream(self._origin.iter_any())
+
+
+def real_keys(settings: Settings) -> list[str]:
+    """Every upstream key the settings hold: routes, providers, Azure resources, hosts."""
+    providers = settings.providers
+    keys = [key for route in settings.routes for key in route.keys]
+    keys += providers.anthropic_keys + providers.gemini_keys
+    keys += [key for resource in providers.azure for key in resource.keys]
+    keys += [key for host in providers.hosts for key in host.keys]
+    return keys
