@@ -121,3 +121,28 @@ def test_gateway_memory_cache_stays_within_cache_max_bytes(
     assert figures["misses"] == 30
     assert header(29) == "hit"
     assert header(0) == "miss"  # pushed out long ago
+
+
+def test_keys_never_reach_the_cache(
+    upstream: FakeUpstream, proxy_factory: ProxyFactory, tmp_path: Path
+) -> None:
+    numbered(upstream)
+    db = tmp_path / "cache.db"
+    proxy = proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real-secret-1234",
+        FORWARD_KEY="fk-forward-secret-5678",
+        CACHE_BACKEND=f"sqlite:///{db}",
+    )
+    assert ask(sdk(proxy.url, key="fk-forward-secret-5678")) == ("answer 1", "miss")
+    assert ask(sdk(proxy.url, key="sk-relayed-secret-9012")) == ("answer 2", "miss")
+    deadline = time.monotonic() + 5
+    rows: list[tuple[str, str, bytes]] = []
+    while len(rows) < 2 and time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT key, route, value FROM cache_entries").fetchall()
+        time.sleep(0.02)
+    assert len(rows) == 2
+    stored = b"".join(key.encode() + route.encode() + value for key, route, value in rows)
+    for secret in (b"real-secret", b"forward-secret", b"relayed-secret"):
+        assert secret not in stored
