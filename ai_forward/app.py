@@ -11,6 +11,7 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 6. providers    `providers/`      model → provider; its planner wraps the ones below
 7. limits       `ratelimit/`      request and token limits, stream pacing
 8. chat log     `chatlog/`        records of each chat exchange
+9. cache        `cache/`          answers repeated requests locally; last, so limits count hits
 
 Each hook's `before` runs in this order, each `after` in reverse. The lifespan
 enters the upstream session, the access log, the features' resources in this
@@ -30,6 +31,7 @@ from loguru import logger
 
 from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
+from .cache import hook as cache
 from .chatlog import hook as chatlog
 from .cors import CORS
 from .exchange import Hook
@@ -56,6 +58,7 @@ FEATURES: tuple[Feature, ...] = (
     providers.install,
     ratelimit.install,
     chatlog.install,
+    cache.install,
 )
 GC_THRESHOLD = 20_000
 _SLASHES = re.compile(r"/{2,}")
@@ -83,7 +86,8 @@ class Gateway:
             *((access_log,) if access_log else ()),
             *pipeline.resources,
         ]
-        self.mounts = pipeline.mounts
+        # The longest prefix first: `/admin/cache` before `/admin`.
+        self.mounts = tuple(sorted(pipeline.mounts, key=lambda m: len(m[0]), reverse=True))
         self.forwarder = Forwarder(
             self.table,
             pipeline.hooks,

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from .cache.cli import cache_cli
 from .env import SettingsError
 from .preflight import example_secrets, inline_comments
 from .settings import HOST, PORT, WORKERS, Settings, load_env
@@ -32,6 +33,7 @@ cli = typer.Typer(
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
+cli.add_typer(cache_cli)
 
 
 @cli.callback()

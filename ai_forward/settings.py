@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .cache.settings import CacheSettings, read_cache_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
 from .env import (
     EnvReader,
@@ -168,6 +169,7 @@ class Settings:
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
     fallbacks: FallbackSettings = field(default_factory=FallbackSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -194,6 +196,7 @@ class Settings:
             resilience=read_resilience_settings(reader),
             chatlog=read_chatlog_settings(reader),
             fallbacks=read_fallback_settings(reader),
+            cache=read_cache_settings(reader),
             extra=dict(reader.env),
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from . import settings as core
+from .cache import settings as cache_settings
 from .chatlog import settings as chatlog_settings
 from .fallbacks import settings as fallback_settings
 from .providers import settings as provider_settings
@@ -24,6 +25,7 @@ SETTINGS = (
     + core.CLIENT_IP_DOC
     + retry_settings.DOC
     + chatlog_settings.DOC
+    + cache_settings.DOC
 )
 
 
