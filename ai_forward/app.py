@@ -12,6 +12,7 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 7. providers    `providers/`      model → provider; its planner wraps the ones below
 8. limits       `ratelimit/`      request and token limits, stream pacing
 9. chat log     `chatlog/`        records of each chat exchange
+10. cache       `cache/`          answers repeated requests locally; last, so limits count hits
 
 The gateway itself answers `/healthz` (alive) and `/readyz` (the features' probes).
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +34,7 @@ from loguru import logger
 
 from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
+from .cache import hook as cache
 from .chatlog import hook as chatlog
 from .cors import CORS
 from .exchange import Hook
@@ -62,8 +65,10 @@ FEATURES: tuple[Feature, ...] = (
     providers.install,
     ratelimit.install,
     chatlog.install,
+    cache.install,
 )
 GC_THRESHOLD = 20_000
+_SLASHES = re.compile(r"/{2,}")
 _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 
 
@@ -92,7 +97,8 @@ class Gateway:
             *((access_log,) if access_log else ()),
             *pipeline.resources,
         ]
-        self.mounts = pipeline.mounts
+        # The longest prefix first: `/admin/cache` before `/admin`.
+        self.mounts = tuple(sorted(pipeline.mounts, key=lambda m: len(m[0]), reverse=True))
         self.forwarder = Forwarder(
             self.table,
             pipeline.hooks,
@@ -136,6 +142,8 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
+            if "//" in path:  # `//admin/users` is the admin API too, never forwarded
+                path = collapse_slashes(path)
             if path == "/healthz":
                 await send_health(send)
             elif path == "/readyz":
@@ -143,6 +151,8 @@ class Gateway:
             else:
                 for prefix, mounted in self.mounts:
                     if path == prefix or path.startswith(prefix + "/"):
+                        if path != scope["path"]:
+                            scope = {**scope, "path": path}
                         await mounted(scope, receive, send)
                         return
                 await self.forwarder(scope, receive, send)
@@ -219,6 +229,11 @@ def create_app(
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app
+
+
+def collapse_slashes(path: str) -> str:
+    """`path` with every run of `/` made one, as the forwarder matches routes."""
+    return _SLASHES.sub("/", path)
 
 
 async def send_health(send: Send) -> None:

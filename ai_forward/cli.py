@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from .cache.cli import cache_cli
 from .env import SettingsError
 from .preflight import example_secrets, inline_comments
 from .settings import HOST, PORT, WORKERS, Settings, load_env
@@ -37,6 +38,7 @@ cli = typer.Typer(
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
+cli.add_typer(cache_cli)
 
 
 def show_version(value: bool) -> None:

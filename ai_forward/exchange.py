@@ -58,6 +58,7 @@ class Outcome:
     streamed_chars: int = 0  # generated text relayed, when only usage was observed
     attempts: int = 1
     retried: list[str] = field(default_factory=list)  # why each retry was made
+    cache: str | None = None  # hit, miss or bypass, when the response cache judged it
     ended: float = 0.0
     upstream_wait: float = 0.0  # seconds spent waiting for upstream answers, all attempts
     first_byte: float = 0.0  # seconds the last attempt waited for the upstream's headers
@@ -112,6 +113,9 @@ class Exchange:
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)
     body_filters: list[BodyFilter] = field(default_factory=list)
+    # See each chunk of the upstream's answer as it arrives, before any filter; unlike a
+    # filter, a tap changes nothing, so the answer keeps its Content-Length.
+    body_taps: list[Callable[[bytes], None]] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED

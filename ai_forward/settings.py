@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .cache.settings import CacheSettings, read_cache_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
 from .env import (
     EnvReader,
@@ -170,6 +171,7 @@ class Settings:
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
     fallbacks: FallbackSettings = field(default_factory=FallbackSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -197,6 +199,7 @@ class Settings:
             chatlog=read_chatlog_settings(reader),
             ops=read_ops_settings(reader),
             fallbacks=read_fallback_settings(reader),
+            cache=read_cache_settings(reader),
             extra=dict(reader.env),
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from . import settings as core
+from .cache import settings as cache_settings
 from .chatlog import settings as chatlog_settings
 from .fallbacks import settings as fallback_settings
 from .ops import settings as ops_settings
@@ -26,6 +27,7 @@ SETTINGS = (
     + retry_settings.DOC
     + chatlog_settings.DOC
     + ops_settings.DOC
+    + cache_settings.DOC
 )
 
 

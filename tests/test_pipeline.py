@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ai_forward.app import FEATURES, Gateway, fold
+from ai_forward.cache.hook import CacheHook
 from ai_forward.chatlog.hook import ChatLogHook
 from ai_forward.clientip import ClientIPHook
 from ai_forward.exchange import Exchange
@@ -79,10 +80,19 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     )
     gateway = Gateway(settings)
     kinds = [type(hook) for hook in gateway.forwarder.hooks]
-    assert kinds == [Tally, ClientIPHook, KeyHook, UsersHook, ProviderHook, LimitHook, ChatLogHook]
-    assert [prefix for prefix, _ in gateway.mounts] == ["/metrics", "/admin"]
+    assert kinds == [
+        Tally,
+        ClientIPHook,
+        KeyHook,
+        UsersHook,
+        ProviderHook,
+        LimitHook,
+        ChatLogHook,
+        CacheHook,
+    ]
+    assert [prefix for prefix, _ in gateway.mounts] == ["/metrics", "/admin/cache", "/admin"]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 9
+    assert len(FEATURES) == 10
 
 
 class Named:

@@ -112,6 +112,8 @@ def build_record(
         duration_ms=round((outcome.ended - ex.started) * 1000, 1),
         attempts=outcome.attempts,
     )
+    if outcome.cache == "hit":
+        record["cache"] = "hit"
     return record
 
 

@@ -43,7 +43,7 @@ def sections(settings: Settings, checks: Mapping[str, str]) -> Iterable[tuple[st
     yield "admin API", "/admin" if users.admin_token else "off (ADMIN_TOKEN unset)"
     chatlog = settings.chatlog
     yield "chat log", str(chatlog.chat_dir) if chatlog.enabled else "off"
-    yield "cache", "off"
+    yield "cache", cache(settings)
     ops = settings.ops
     who = (
         "bearer METRICS_TOKEN"
@@ -102,3 +102,10 @@ def rule_text(rule: LimitRule) -> str:
 
 def rate(item: RateLimitItem) -> str:
     return f"{item.amount}/{item.get_expiry()}s"
+
+
+def cache(settings: Settings) -> str:
+    c = settings.cache
+    scope = "shared by all clients" if c.shared else "per client"
+    when = f"by default on {', '.join(sorted(c.routes))}" if c.default else "when a request asks"
+    return f"{redact(c.backend)}, {when}, {scope}, ttl {c.ttl:g}s"

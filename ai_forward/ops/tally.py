@@ -134,6 +134,8 @@ class Tally:
         add(counts["requests"], (*key, ex.key_kind.value))
         if outcome.refusal is not None:
             self.refused(outcome.refusal)
+        if outcome.cache is not None:
+            self.signals.count("cache", outcome.cache)
         total = outcome.ended - ex.started
         upstream = outcome.upstream_seconds
         if outcome.upstream_wait:
