@@ -5,6 +5,7 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 
 1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
 2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
+   levels       `compat/`         openai-forward's levels: the key's level picks keys, models
 3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
 4. users        `users/`          issued keys → a user and its limits; `/admin`
 5. providers    `providers/`      model → provider; its planner wraps the passthrough one
@@ -29,6 +30,7 @@ from loguru import logger
 from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
 from .chatlog import hook as chatlog
+from .compat import levels as compat_levels
 from .cors import CORS
 from .exchange import Hook
 from .forward import Forwarder, plan_passthrough
@@ -47,6 +49,7 @@ from .users import hook as users
 FEATURES: tuple[Feature, ...] = (
     clientip.install,
     keyhook.install,
+    compat_levels.install,
     resilience.install,
     users.install,
     providers.install,

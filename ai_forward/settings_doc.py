@@ -9,6 +9,7 @@ import re
 
 from . import settings as core
 from .chatlog import settings as chatlog_settings
+from .compat import settings as compat_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
 from .resilience import settings as retry_settings
@@ -22,6 +23,7 @@ SETTINGS = (
     + core.CLIENT_IP_DOC
     + retry_settings.DOC
     + chatlog_settings.DOC
+    + compat_settings.DOC
 )
 
 
