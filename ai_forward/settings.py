@@ -57,7 +57,7 @@ ALLOW_OPEN_ACCESS = Setting(
 )
 PROXY: Setting[str | None] = Setting("PROXY", None, "outbound HTTP proxy for upstream calls")
 TIMEOUT = Setting(
-    "TIMEOUT", 300.0, "seconds: connect timeout and longest gap between upstream bytes"
+    "TIMEOUT", 300.0, "seconds to connect to an upstream; also the gap between chunks when above 300"
 )
 CORS_ORIGINS = Setting(
     "CORS_ORIGINS", ("*",), "allowed browser origins, comma-separated; preflight answered locally"
@@ -256,6 +256,12 @@ def load_env(env_file: str | Path | None = None) -> dict[str, str]:
         values = {k: v for k, v in dotenv_values(path).items() if v is not None}
     values.update(os.environ)
     return values
+
+
+def env_file_names(env_file: str | Path | None = None) -> frozenset[str]:
+    """The names an env file sets (default `./.env`; none when it does not exist)."""
+    path = Path(env_file) if env_file is not None else Path(".env")
+    return frozenset(dotenv_values(path)) if path.is_file() else frozenset()
 
 
 def normalize_prefix(name: str, prefix: str) -> str:

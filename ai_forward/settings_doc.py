@@ -26,6 +26,11 @@ SETTINGS = (
     + compat_settings.DOC
 )
 
+# Names read that the table does not list: openai-forward's spellings of our settings, the
+# log library's own switches.
+ALIASES = ("REQ_RATE_LIMIT_BACKEND", "LOGURU_DIAGNOSE", "LOGURU_BACKTRACE", "LOGURU_LEVEL")
+KNOWN = frozenset(name for name, _, _ in SETTINGS) | frozenset(ALIASES)
+
 
 # Characters Markdown would read as formatting (`*` as emphasis, `_`, brackets, ...).
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+!|~-])")
