@@ -8,6 +8,7 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
    levels       `compat/`         openai-forward's levels: the key's level picks keys, models
 3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
 4. users        `users/`          issued keys → a user and its limits; `/admin`
+   admin URLs   `compat/`         ai-proxy-cloudflare's /<TOKEN>/register/... as /admin calls
 5. providers    `providers/`      model → provider; its planner wraps the passthrough one
 6. limits       `ratelimit/`      request and token limits, stream pacing
 7. chat log     `chatlog/`        records of each chat exchange
@@ -30,19 +31,20 @@ from loguru import logger
 from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
 from .chatlog import hook as chatlog
+from .compat import cloudflare as compat_admin
 from .compat import levels as compat_levels
 from .cors import CORS
 from .exchange import Hook
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
-from .pipeline import Feature, Planner, Resource, Retrier, Shared
+from .pipeline import Alias, Feature, Planner, Resource, Retrier, Shared
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor
 from .resilience import retrier as resilience
 from .routing import RouteTable
 from .settings import Settings
-from .types import ASGIApp, Receive, Scope, Send
+from .types import ASGIApp, Message, Receive, Scope, Send
 from .upstream import Upstream
 from .users import hook as users
 
@@ -52,6 +54,7 @@ FEATURES: tuple[Feature, ...] = (
     compat_levels.install,
     resilience.install,
     users.install,
+    compat_admin.install,
     providers.install,
     ratelimit.install,
     chatlog.install,
@@ -82,6 +85,7 @@ class Gateway:
             *pipeline.resources,
         ]
         self.mounts = pipeline.mounts
+        self.aliases = pipeline.aliases
         self.forwarder = Forwarder(
             self.table,
             pipeline.hooks,
@@ -127,6 +131,13 @@ class Gateway:
             if path == "/healthz":
                 await send_health(send)
             else:
+                for alias in self.aliases:
+                    found = alias(scope)
+                    if found is not None:
+                        scope, body = found
+                        receive = replay(body) if body is not None else receive
+                        path = scope["path"]
+                        break
                 for prefix, mounted in self.mounts:
                     if path == prefix or path.startswith(prefix + "/"):
                         await mounted(scope, receive, send)
@@ -150,6 +161,7 @@ class Pipeline:
     planner: Planner
     retrier: Retrier | None
     mounts: tuple[tuple[str, ASGIApp], ...]
+    aliases: tuple[Alias, ...] = ()
 
 
 def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
@@ -157,6 +169,7 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
     hooks: list[Hook] = []
     resources: list[Resource] = []
     mounts: list[tuple[str, ASGIApp]] = []
+    aliases: list[Alias] = []
     planner: Planner = plan_passthrough
     retrier: Retrier | None = None
     for install in features:
@@ -164,13 +177,16 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
         hooks += part.hooks
         resources += part.resources
         mounts += part.mounts
+        aliases += part.aliases
         if part.wrap_planner is not None:
             planner = part.wrap_planner(planner)
         if part.retrier is not None:
             if retrier is not None:
                 raise RuntimeError("two features give a retrier; the pipeline takes one")
             retrier = part.retrier
-    return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts))
+    return Pipeline(
+        tuple(hooks), tuple(resources), planner, retrier, tuple(mounts), tuple(aliases)
+    )
 
 
 def create_app(
@@ -186,6 +202,20 @@ def create_app(
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app
+
+
+def replay(body: bytes) -> Receive:
+    """A receive that gives `body` once, then waits for the disconnect."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 async def send_health(send: Send) -> None:

@@ -11,7 +11,9 @@ builds its parts from the settings and returns them; it never sees the app.
   turns the exchange into the upstream request, anew at every attempt);
 - ``retrier`` calls an attempt as often as it judges right (at most one feature
   gives one);
-- ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``).
+- ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``);
+- ``aliases`` turn a request into another one for a mount (a foreign URL form of it,
+  with the body it stands for); a request an alias takes is never forwarded.
 
 What a feature keeps about one request lives on the exchange under a typed
 `StateKey` (``ex.set(KEY, value)`` / ``ex.get(KEY)``), never under a bare string.
@@ -27,10 +29,11 @@ from .exchange import Exchange, Hook, StateKey
 from .keys import KeyRing
 from .redact import Redactor
 from .settings import Settings
-from .types import ASGIApp
+from .types import ASGIApp, Scope
 from .upstream import UpstreamRequest, UpstreamResponse
 
 __all__ = [
+    "Alias",
     "Attempt",
     "Contribution",
     "Feature",
@@ -47,6 +50,7 @@ Attempt = Callable[[], Awaitable[UpstreamResponse]]
 # Calls the attempt (plan + send) as often as it judges right; see resilience/retrier.py.
 Retrier = Callable[[Exchange, Attempt], Awaitable[UpstreamResponse]]
 Resource = contextlib.AbstractAsyncContextManager[object]
+Alias = Callable[[Scope], "tuple[Scope, bytes | None] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class Contribution:
     wrap_planner: Callable[[Planner], Planner] | None = None
     retrier: Retrier | None = None
     mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    aliases: tuple[Alias, ...] = ()
 
 
 NOTHING = Contribution()

@@ -80,7 +80,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     assert kinds == [ClientIPHook, KeyHook, UsersHook, ProviderHook, LimitHook, ChatLogHook]
     assert [prefix for prefix, _ in gateway.mounts] == ["/admin"]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 8
+    assert len(FEATURES) == 9
 
 
 class Named:
