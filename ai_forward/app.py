@@ -184,9 +184,7 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
             if retrier is not None:
                 raise RuntimeError("two features give a retrier; the pipeline takes one")
             retrier = part.retrier
-    return Pipeline(
-        tuple(hooks), tuple(resources), planner, retrier, tuple(mounts), tuple(aliases)
-    )
+    return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts), tuple(aliases))
 
 
 def create_app(

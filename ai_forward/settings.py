@@ -13,8 +13,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .compat.settings import CompatSettings, read_compat_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
+from .compat.settings import CompatSettings, read_compat_settings
 from .env import (
     EnvReader,
     IPNetwork,
@@ -57,7 +57,9 @@ ALLOW_OPEN_ACCESS = Setting(
 )
 PROXY: Setting[str | None] = Setting("PROXY", None, "outbound HTTP proxy for upstream calls")
 TIMEOUT = Setting(
-    "TIMEOUT", 300.0, "seconds to connect to an upstream; also the gap between chunks when above 300"
+    "TIMEOUT",
+    300.0,
+    "seconds to connect to an upstream; also the gap between chunks when above 300",
 )
 CORS_ORIGINS = Setting(
     "CORS_ORIGINS", ("*",), "allowed browser origins, comma-separated; preflight answered locally"
@@ -201,7 +203,10 @@ class Settings:
         return (
             ("routes", read_routes),
             ("forward_keys", lambda r: r.items(FORWARD_KEY.name, FORWARD_KEY.default)),
-            ("allow_open_access", lambda r: r.flag(ALLOW_OPEN_ACCESS.name, ALLOW_OPEN_ACCESS.default)),
+            (
+                "allow_open_access",
+                lambda r: r.flag(ALLOW_OPEN_ACCESS.name, ALLOW_OPEN_ACCESS.default),
+            ),
             ("proxy", lambda r: r.url(PROXY.name, PROXY.default)),
             ("timeout", lambda r: r.number(TIMEOUT.name, TIMEOUT.default, minimum=0.1)),
             ("cors_origins", lambda r: r.items(CORS_ORIGINS.name, CORS_ORIGINS.default)),

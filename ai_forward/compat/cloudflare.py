@@ -23,7 +23,7 @@ def admin_alias(scope: Scope) -> tuple[Scope, bytes | None] | None:
     match = _ADMIN_PATH.match(scope["path"])
     if match is None:
         return None
-    token, action, user, rest = match.groups()
+    token, action, user, _ = match.groups()
     body: bytes | None = None
     if action == "register":
         path, method, body = "/admin/users", "POST", orjson.dumps({"name": user or ""})
@@ -33,7 +33,9 @@ def admin_alias(scope: Scope) -> tuple[Scope, bytes | None] | None:
         path, method = f"/admin/users/{user}", "DELETE"
     else:
         path, method = "/admin/addkey", scope["method"]
-    headers = [(k, v) for k, v in scope["headers"] if k not in (b"authorization", b"content-length")]
+    headers = [
+        (k, v) for k, v in scope["headers"] if k not in (b"authorization", b"content-length")
+    ]
     headers.append((b"authorization", b"Bearer " + token.encode("latin-1")))
     if body is not None:
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]

@@ -45,7 +45,8 @@ def translate(env: Mapping[str, str]) -> dict[str, str]:
     if version and not reader.raw("AZURE_OPENAI_API_VERSION"):
         out["AZURE_OPENAI_API_VERSION"] = version
     azure_only = reader.raw("AZURE_OPENAI_ENDPOINT") and not any(
-        reader.raw(n) for n in ("MODEL_ROUTES", "OPENAI_BASE_URL", "OPENAI_API_KEY", "FORWARD_CONFIG")
+        reader.raw(n)
+        for n in ("MODEL_ROUTES", "OPENAI_BASE_URL", "OPENAI_API_KEY", "FORWARD_CONFIG")
     )
     if azure_only:
         out["MODEL_ROUTES"] = "*=azure"  # as azure-openai-proxy: every model goes to Azure

@@ -35,7 +35,7 @@ PREFIXES = (
 )
 # Names the seeds use that have no setting of their own here, and what to do instead.
 REPLACED = {
-    "WEBUI_RESTART_PORT": "there is no web UI; settings live in .env (`aifd run --help` lists them)",
+    "WEBUI_RESTART_PORT": "there is no web UI; settings live in .env (see `aifd run --help`)",
     "WEBUI_LOG_PORT": "there is no web UI; the log goes to stderr",
     "OPENAI_FORWARD_WEBUI": "there is no web UI; settings live in .env",
     "BENCHMARK_MODE": "there is no benchmark mode; point a route at a fake upstream instead",
@@ -107,9 +107,10 @@ def meaning_notes(settings: Settings, env: Mapping[str, str]) -> list[str]:
             f"GLOBAL_RATE_LIMIT"
         )
     if env.get("TIMEOUT", "").strip() and not env.get("IDLE_TIMEOUT", "").strip():
+        idle = settings.resilience.idle_timeout or idle_default(settings.timeout)
         notes.append(
             f"TIMEOUT={settings.timeout:g} bounds connecting to an upstream only; a stream "
-            f"may pause up to {settings.resilience.idle_timeout or idle_default(settings.timeout):g}s "
+            f"may pause up to {idle:g}s "
             f"between chunks (IDLE_TIMEOUT) and the answer may take up to "
             f"{settings.resilience.first_byte_timeout:g}s to start (FIRST_BYTE_TIMEOUT)"
         )

@@ -205,7 +205,7 @@ def _json_pairs(name: str, value: str) -> list[Rule]:
                     f"{name}: route {route!r}: expected a limit string or a list such as "
                     f'[{{"level": 0, "limit": "100/2minutes"}}]; {_RULES_FORM}'
                 )
-            pairs.append((str(route), text, int(level)))
+            pairs.append((str(route), text, int(str(level))))
     return pairs
 
 

@@ -27,7 +27,9 @@ def test_azure_style_env_maps_models_and_sends_its_token_in_place_of_the_clients
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
 ) -> None:
     proxy = proxy_factory(**azure_env(upstream.url))
-    sdk = openai.OpenAI(base_url=proxy.url + "/v1", api_key="whatever-the-client-has", max_retries=0)
+    sdk = openai.OpenAI(
+        base_url=proxy.url + "/v1", api_key="whatever-the-client-has", max_retries=0
+    )
     sdk.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}])
     sent = upstream.last
     assert sent.path == "/openai/deployments/gpt-35-turbo/chat/completions"

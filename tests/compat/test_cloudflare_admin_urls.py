@@ -30,13 +30,17 @@ def test_admin_urls_of_ai_proxy_cloudflare_manage_users_and_are_never_forwarded(
     first_key = created.json()["key"]
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     auth = {"authorization": f"Bearer {first_key}"}
-    assert httpx.post(proxy.url + "/v1/chat/completions", json=chat, headers=auth).status_code == 200
+    assert (
+        httpx.post(proxy.url + "/v1/chat/completions", json=chat, headers=auth).status_code == 200
+    )
     assert upstream.last.headers["authorization"] == "Bearer sk-real-cf"
 
     reset = httpx.post(f"{proxy.url}/{TOKEN}/reset/janlay")
     assert reset.status_code == 200, reset.text
     assert reset.json()["key"] != first_key
-    assert httpx.post(proxy.url + "/v1/chat/completions", json=chat, headers=auth).status_code == 401
+    assert (
+        httpx.post(proxy.url + "/v1/chat/completions", json=chat, headers=auth).status_code == 401
+    )
 
     wrong = httpx.post(f"{proxy.url}/not-the-token-at-all-000/delete/janlay")
     assert wrong.status_code == 401

@@ -119,7 +119,9 @@ def test_model_outside_the_keys_level_is_refused_naming_it(
     general: FakeUpstream,
     proxy_factory: Callable[..., ProxyServer],
 ) -> None:
-    proxy = proxy_factory(**env_file(tmp_path, ENV_EXAMPLE, openai=upstream.url, general=general.url))
+    proxy = proxy_factory(
+        **env_file(tmp_path, ENV_EXAMPLE, openai=upstream.url, general=general.url)
+    )
     with pytest.raises(openai.PermissionDeniedError) as refused:
         client(proxy, "fk-two-key").chat.completions.create(
             model="gpt-4", messages=[{"role": "user", "content": "hi"}]
@@ -139,7 +141,9 @@ def test_env_example_dict_of_strings_rate_limit_applies_per_route(
     general: FakeUpstream,
     proxy_factory: Callable[..., ProxyServer],
 ) -> None:
-    proxy = proxy_factory(**env_file(tmp_path, ENV_EXAMPLE, openai=upstream.url, general=general.url))
+    proxy = proxy_factory(
+        **env_file(tmp_path, ENV_EXAMPLE, openai=upstream.url, general=general.url)
+    )
     statuses = [
         httpx.get(proxy.url + "/gemini/v1beta/models", headers={"x-goog-api-key": "k"}).status_code
         for _ in range(3)
@@ -169,7 +173,9 @@ def test_timeout_of_openai_forward_does_not_cut_a_stream_with_long_gaps(
     tmp_path: Path, upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
 ) -> None:
     async def slow(request: web.Request, rec: Recorded) -> web.StreamResponse:
-        events = sse(chunk(role="assistant", content=""), chunk("a"), chunk("b"), chunk(finish="stop"))
+        events = sse(
+            chunk(role="assistant", content=""), chunk("a"), chunk("b"), chunk(finish="stop")
+        )
         return await fake_stream(request, events, delay=1.2)  # gaps over twice TIMEOUT
 
     upstream.handler = slow
@@ -187,7 +193,7 @@ def test_both_route_styles_in_one_file_stop_start_up_naming_both() -> None:
     with pytest.raises(SettingsError) as failed:
         Settings.from_env(
             {
-                "FORWARD_CONFIG": '[{"base_url": "https://api.openai.com", "route": "/", "type": "openai"}]',
+                "FORWARD_CONFIG": '[{"base_url": "https://api.openai.com", "route": "/"}]',
                 "OPENAI_BASE_URL": "https://api.openai.com",
             }
         )
@@ -212,4 +218,3 @@ def test_json_key_forms_of_0_8_0_are_keys_not_comma_split_garbage() -> None:
     )
     assert settings.routes[0].keys == ("sk-a-key", "sk-b-key")
     assert settings.forward_keys == ("fk-a-key",)
-

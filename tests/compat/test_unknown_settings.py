@@ -23,12 +23,20 @@ def test_env_file_with_three_unknown_names_starts_with_three_warnings(tmp_path: 
         assert httpx.get(url + "/healthz").status_code == 200
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
-    unknown = [line for line in output.splitlines() if "not a setting" in line or "not used" in line]
+    unknown = [
+        line for line in output.splitlines() if "not a setting" in line or "not used" in line
+    ]
     assert len(unknown) == 4, output  # three in .env, one prefixed name in the environment
-    assert "REQ_RATE_LIMT (in .env) is not a setting of ai-forward, ignored; did you mean REQ_RATE_LIMIT?" in output
+    assert (
+        "REQ_RATE_LIMT (in .env) is not a setting of ai-forward, ignored; "
+        "did you mean REQ_RATE_LIMIT?" in output
+    )
     assert "WEBUI_LOG_PORT (in .env) is not used here: there is no web UI" in output
     assert "SOMETHING_ELSE (in .env)" in output
-    assert "OPENAI_BASE_URLL (in the environment)" in output and "did you mean OPENAI_BASE_URL?" in output
+    assert (
+        "OPENAI_BASE_URLL (in the environment)" in output
+        and "did you mean OPENAI_BASE_URL?" in output
+    )
     assert "AIFD_TEST_UNUSED" not in output  # not one of our prefixes, not in .env
     # Settings whose meaning differs from openai-forward's are explained.
     assert "GLOBAL_RATE_LIMIT=200/minute counts every request" in output
