@@ -7,11 +7,12 @@ contribution (see `pipeline.py`); `fold` puts them together in that order:
 2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
    levels       `compat/`         openai-forward's levels: the key's level picks keys, models
 3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
-4. users        `users/`          issued keys → a user and its limits; `/admin`
+4. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
+5. users        `users/`          issued keys → a user and its limits; `/admin`
    admin URLs   `compat/`         ai-proxy-cloudflare's /<TOKEN>/register/... as /admin calls
-5. providers    `providers/`      model → provider; its planner wraps the passthrough one
-6. limits       `ratelimit/`      request and token limits, stream pacing
-7. chat log     `chatlog/`        records of each chat exchange
+6. providers    `providers/`      model → provider; its planner wraps the ones below
+7. limits       `ratelimit/`      request and token limits, stream pacing
+8. chat log     `chatlog/`        records of each chat exchange
 
 Each hook's `before` runs in this order, each `after` in reverse. The lifespan
 enters the upstream session, the access log, the features' resources in this
@@ -35,9 +36,10 @@ from .compat import cloudflare as compat_admin
 from .compat import levels as compat_levels
 from .cors import CORS
 from .exchange import Hook
+from .fallbacks import hook as fallbacks
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
-from .pipeline import Alias, Feature, Planner, Resource, Retrier, Shared
+from .pipeline import Alias, Feature, Planner, Resource, Retrier, Shared, call_once
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor
@@ -53,6 +55,7 @@ FEATURES: tuple[Feature, ...] = (
     keyhook.install,
     compat_levels.install,
     resilience.install,
+    fallbacks.install,
     users.install,
     compat_admin.install,
     providers.install,
@@ -165,7 +168,8 @@ class Pipeline:
 
 
 def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
-    """Hooks, resources and mounts in feature order; each planner wraps the ones before."""
+    """Hooks, resources and mounts in feature order; each planner (and retrier wrapper)
+    wraps the ones before."""
     hooks: list[Hook] = []
     resources: list[Resource] = []
     mounts: list[tuple[str, ASGIApp]] = []
@@ -184,6 +188,8 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
             if retrier is not None:
                 raise RuntimeError("two features give a retrier; the pipeline takes one")
             retrier = part.retrier
+        if part.wrap_retrier is not None:
+            retrier = part.wrap_retrier(retrier or call_once)
     return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts), tuple(aliases))
 
 

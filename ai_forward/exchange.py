@@ -40,6 +40,12 @@ class StateKey(Generic[T]):
         return f"StateKey({self.name!r})"
 
 
+# Read by the planners: the model an attempt asks for in place of the body's (a fallback).
+MODEL_OVERRIDE = StateKey[str]("model override")
+# Set when fallbacks are configured: a model's fallbacks that this exchange may use, in order.
+FALLBACKS_OF = StateKey[Callable[[str], tuple[str, ...]]]("fallbacks of a model")
+
+
 @dataclass(slots=True)
 class Outcome:
     """How the exchange ended; filled in by the relay, read by `after` hooks."""

@@ -25,6 +25,7 @@ from .env import (
     parse_networks,
     table,
 )
+from .fallbacks.settings import FallbackSettings, read_fallback_settings
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -170,6 +171,7 @@ class Settings:
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
     compat: CompatSettings = field(default_factory=CompatSettings)
+    fallbacks: FallbackSettings = field(default_factory=FallbackSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -228,6 +230,7 @@ class Settings:
             ("limits", read_limit_settings),
             ("resilience", read_resilience_settings),
             ("chatlog", read_chatlog_settings),
+            ("fallbacks", read_fallback_settings),
             ("compat", read_compat_settings),
         )
 

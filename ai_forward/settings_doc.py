@@ -10,6 +10,7 @@ import re
 from . import settings as core
 from .chatlog import settings as chatlog_settings
 from .compat import settings as compat_settings
+from .fallbacks import settings as fallback_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
 from .resilience import settings as retry_settings
@@ -19,6 +20,7 @@ SETTINGS = (
     core.DOC
     + users_settings.DOC
     + provider_settings.DOC
+    + fallback_settings.DOC
     + ratelimit_settings.DOC
     + core.CLIENT_IP_DOC
     + retry_settings.DOC

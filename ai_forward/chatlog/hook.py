@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..exchange import Exchange, StateKey
+from ..exchange import MODEL_OVERRIDE, Exchange, StateKey
 from ..observe import stream_usage
 from ..pipeline import NOTHING, Contribution, Shared
 from ..settings import Settings
@@ -90,7 +90,9 @@ def build_record(
         "client_ip": ex.client_ip,
         "key": ex.key.fingerprint if ex.key else None,
         "user": ex.principal.name if ex.principal else None,
-        "model": body.get("model") if isinstance(body.get("model"), str) else None,
+        # The model that answered: a fallback's when the one asked for failed.
+        "model": ex.get(MODEL_OVERRIDE)
+        or (body.get("model") if isinstance(body.get("model"), str) else None),
         "params": params,
     }
     for name in CONTENT_FIELDS:
