@@ -90,7 +90,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     ]
     assert [prefix for prefix, _ in gateway.mounts] == ["/admin/cache", "/admin"]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 9
+    assert len(FEATURES) == 11
 
 
 class Named:
