@@ -3,16 +3,18 @@
 FEATURES below is the only place the order is written. Each feature returns its
 contribution (see `pipeline.py`); `fold` puts them together in that order:
 
-1. metrics      `ops/`            counts every request (it sees each one whole); `/metrics`
-2. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
-3. key swap     `keyhook.py`      forward key (or open access) → the route's real key
-4. retries      `resilience/`     the retrier: retries, key rotation on 401/429
-5. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
-6. users        `users/`          issued keys → a user and its limits; `/admin`
-7. providers    `providers/`      model → provider; its planner wraps the ones below
-8. limits       `ratelimit/`      request and token limits, stream pacing
-9. chat log     `chatlog/`        records of each chat exchange
-10. cache       `cache/`          answers repeated requests locally; last, so limits count hits
+ 1. metrics      `ops/`            counts every request (it sees each one whole); `/metrics`
+ 2. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
+ 3. key swap     `keyhook.py`      forward key (or open access) → the route's real key
+ 4. levels       `compat/`         openai-forward's levels: the key's level picks keys, models
+ 5. retries      `resilience/`     the retrier: retries, key rotation on 401/429
+ 6. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
+ 7. users        `users/`          issued keys → a user and its limits; `/admin`
+ 8. admin URLs   `compat/`         ai-proxy-cloudflare's /<TOKEN>/register/... as /admin calls
+ 9. providers    `providers/`      model → provider; its planner wraps the ones below
+10. limits       `ratelimit/`      request and token limits, stream pacing
+11. chat log     `chatlog/`        records of each chat exchange
+12. cache        `cache/`          answers repeated requests locally; last, so limits count hits
 
 The gateway itself answers `/healthz` (alive) and `/readyz` (the features' probes).
 
@@ -36,6 +38,8 @@ from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
 from .cache import hook as cache
 from .chatlog import hook as chatlog
+from .compat import cloudflare as compat_admin
+from .compat import levels as compat_levels
 from .cors import CORS
 from .exchange import Hook
 from .fallbacks import hook as fallbacks
@@ -44,14 +48,24 @@ from .keys import KeyRing
 from .ops import banner
 from .ops import hook as ops
 from .ops.readiness import check_all, send_readiness
-from .pipeline import Feature, Planner, Probe, Reporter, Resource, Retrier, Shared, call_once
+from .pipeline import (
+    Alias,
+    Feature,
+    Planner,
+    Probe,
+    Reporter,
+    Resource,
+    Retrier,
+    Shared,
+    call_once,
+)
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor
 from .resilience import retrier as resilience
 from .routing import RouteTable
 from .settings import Settings
-from .types import ASGIApp, Receive, Scope, Send
+from .types import ASGIApp, Message, Receive, Scope, Send
 from .upstream import Upstream
 from .users import hook as users
 
@@ -59,9 +73,11 @@ FEATURES: tuple[Feature, ...] = (
     ops.install,
     clientip.install,
     keyhook.install,
+    compat_levels.install,
     resilience.install,
     fallbacks.install,
     users.install,
+    compat_admin.install,
     providers.install,
     ratelimit.install,
     chatlog.install,
@@ -99,6 +115,7 @@ class Gateway:
         ]
         # The longest prefix first: `/admin/cache` before `/admin`.
         self.mounts = tuple(sorted(pipeline.mounts, key=lambda m: len(m[0]), reverse=True))
+        self.aliases = pipeline.aliases
         self.forwarder = Forwarder(
             self.table,
             pipeline.hooks,
@@ -149,6 +166,13 @@ class Gateway:
             elif path == "/readyz":
                 await send_readiness(send, self.probes)
             else:
+                for alias in self.aliases:
+                    found = alias(scope)
+                    if found is not None:
+                        scope, body = found
+                        receive = replay(body) if body is not None else receive
+                        path = scope["path"]
+                        break
                 for prefix, mounted in self.mounts:
                     if path == prefix or path.startswith(prefix + "/"):
                         if path != scope["path"]:
@@ -176,6 +200,7 @@ class Pipeline:
     mounts: tuple[tuple[str, ASGIApp], ...]
     probes: tuple[Probe, ...] = ()
     reporters: tuple[Reporter, ...] = ()
+    aliases: tuple[Alias, ...] = ()
 
 
 def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
@@ -186,6 +211,7 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
     mounts: list[tuple[str, ASGIApp]] = []
     probes: list[Probe] = []
     reporters: list[Reporter] = []
+    aliases: list[Alias] = []
     planner: Planner = plan_passthrough
     retrier: Retrier | None = None
     for install in features:
@@ -195,6 +221,7 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
         mounts += part.mounts
         probes += part.probes
         reporters += part.reporters
+        aliases += part.aliases
         if part.wrap_planner is not None:
             planner = part.wrap_planner(planner)
         if part.retrier is not None:
@@ -209,8 +236,9 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
         planner,
         retrier,
         tuple(mounts),
-        tuple(probes),
-        tuple(reporters),
+        probes=tuple(probes),
+        reporters=tuple(reporters),
+        aliases=tuple(aliases),
     )
 
 
@@ -234,6 +262,20 @@ def create_app(
 def collapse_slashes(path: str) -> str:
     """`path` with every run of `/` made one, as the forwarder matches routes."""
     return _SLASHES.sub("/", path)
+
+
+def replay(body: bytes) -> Receive:
+    """A receive that gives `body` once, then waits for the disconnect."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 async def send_health(send: Send) -> None:

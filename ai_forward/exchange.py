@@ -88,6 +88,11 @@ class Principal:
     routes: tuple[str, ...] = ()
 
 
+# The level of the client's key (openai-forward's levels, see compat/): which real keys,
+# models and rate limits apply to it. Unset: level 0.
+KEY_LEVEL: StateKey[int] = StateKey("key level")
+
+
 @dataclass(slots=True)
 class Exchange:
     """The client's request as read once, plus what hooks decide about it."""

@@ -18,6 +18,8 @@ builds its parts from the settings and returns them; it never sees the app.
 
 `Shared.signals` is where a feature counts what the operator should see (cache hits,
 storage errors) or offers a reading (a queue depth); see `signals.py`.
+- ``aliases`` turn a request into another one for a mount (a foreign URL form of it,
+  with the body it stands for); a request an alias takes is never forwarded.
 
 What a feature keeps about one request lives on the exchange under a typed
 `StateKey` (``ex.set(KEY, value)`` / ``ex.get(KEY)``), never under a bare string.
@@ -36,10 +38,11 @@ from .keys import KeyRing
 from .redact import Redactor
 from .settings import Settings
 from .signals import Signals
-from .types import ASGIApp
+from .types import ASGIApp, Scope
 from .upstream import UpstreamRequest, UpstreamResponse
 
 __all__ = [
+    "Alias",
     "Attempt",
     "Contribution",
     "Feature",
@@ -58,6 +61,7 @@ Attempt = Callable[[], Awaitable[UpstreamResponse]]
 # Calls the attempt (plan + send) as often as it judges right; see resilience/retrier.py.
 Retrier = Callable[[Exchange, Attempt], Awaitable[UpstreamResponse]]
 Resource = contextlib.AbstractAsyncContextManager[object]
+Alias = Callable[[Scope], "tuple[Scope, bytes | None] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,7 @@ class Contribution:
     mounts: tuple[tuple[str, ASGIApp], ...] = ()
     probes: tuple[Probe, ...] = ()
     reporters: tuple[Reporter, ...] = ()
+    aliases: tuple[Alias, ...] = ()
 
 
 NOTHING = Contribution()

@@ -10,6 +10,7 @@ import re
 from . import settings as core
 from .cache import settings as cache_settings
 from .chatlog import settings as chatlog_settings
+from .compat import settings as compat_settings
 from .fallbacks import settings as fallback_settings
 from .ops import settings as ops_settings
 from .providers import settings as provider_settings
@@ -28,7 +29,13 @@ SETTINGS = (
     + chatlog_settings.DOC
     + ops_settings.DOC
     + cache_settings.DOC
+    + compat_settings.DOC
 )
+
+# Names read that the table does not list: openai-forward's spellings of our settings, the
+# log library's own switches.
+ALIASES = ("REQ_RATE_LIMIT_BACKEND", "LOGURU_DIAGNOSE", "LOGURU_BACKTRACE", "LOGURU_LEVEL")
+KNOWN = frozenset(name for name, _, _ in SETTINGS) | frozenset(ALIASES)
 
 
 # Characters Markdown would read as formatting (`*` as emphasis, `_`, brackets, ...).

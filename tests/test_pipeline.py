@@ -92,7 +92,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     ]
     assert [prefix for prefix, _ in gateway.mounts] == ["/admin/cache", "/metrics", "/admin"]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 10
+    assert len(FEATURES) == 12
 
 
 class Named:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from limits import RateLimitItem, RateLimitItemPerMinute
 
 from ..errors import RateLimited
-from ..exchange import Exchange, StateKey
+from ..exchange import KEY_LEVEL, Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
 from ..pipeline import Contribution, Probe, Shared
@@ -75,7 +75,7 @@ class LimitHook:
             rates = [
                 item.amount / item.get_expiry()
                 for rule in settings.pace
-                if rule.matches(ex.path)
+                if rule.matches(ex.path, ex.get(KEY_LEVEL) or 0)
                 for item in rule.limits
             ]
             if rates and is_streamed(ex):
@@ -190,7 +190,7 @@ def client_limits(
     return [
         Limit(item, (kind, rule.pattern, client), f"{setting}{on(rule.pattern)}, per client")
         for rule in rules
-        if rule.matches(ex.path)
+        if rule.matches(ex.path, ex.get(KEY_LEVEL) or 0)
         for item in rule.limits
     ]
 
