@@ -8,7 +8,7 @@ import httpx
 import openai
 
 from tests.fakes import FakeUpstream
-from tests.ops.scrape import scrape_until, total, value
+from tests.ops.scrape import Samples, scrape_until, total, value
 from tests.processes import aifd_instance
 
 CHAT = {"route": "openai", "provider": "passthrough", "model": "gpt-4o-mini"}
@@ -41,7 +41,13 @@ def test_two_workers_count_every_request_exactly(upstream: FakeUpstream, tmp_pat
         assert too_big.status_code == 413
         assert len(too_big.headers["x-request-id"]) == 16
 
-        samples = scrape_until(url, lambda s: total(s, "aifd_request_duration_seconds_count") >= 9)
+        def everything_published(samples: Samples) -> bool:
+            return (
+                total(samples, "aifd_request_duration_seconds_count") >= 9
+                and total(samples, "aifd_refusals_total") >= 1
+            )
+
+        samples = scrape_until(url, everything_published, seconds=20)
 
     chat = {**CHAT, "endpoint": "/v1/chat/completions", "status": "200", "key_kind": "forward"}
     assert value(samples, "aifd_requests_total", **chat) == 8
