@@ -16,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from .body import UnreadableBody, is_form, may_be_json, parse_object
+from .errors import GatewayError
 from .keys import Credential, KeyKind, PresentedKey
 from .settings import Route
 from .types import Headers, Scope
@@ -57,7 +58,18 @@ class Outcome:
     streamed_chars: int = 0  # generated text relayed, when only usage was observed
     attempts: int = 1
     retried: list[str] = field(default_factory=list)  # why each retry was made
+    cache: str | None = None  # hit, miss or bypass, when the response cache judged it
     ended: float = 0.0
+    upstream_wait: float = 0.0  # seconds spent waiting for upstream answers, all attempts
+    first_byte: float = 0.0  # seconds the last attempt waited for the upstream's headers
+    relayed: float = 0.0  # when the response began to go to the client (monotonic)
+    refusal: GatewayError | None = None  # the gateway's own answer, when it gave one
+
+    @property
+    def upstream_seconds(self) -> float:
+        """Time spent on the upstream: waiting for its answers, then relaying its body."""
+        body = self.ended - self.relayed if self.relayed else 0.0
+        return self.upstream_wait + max(body, 0.0)
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -77,6 +89,11 @@ class Principal:
     budget: tuple[float, str] | None = None  # US dollars per "day" or "month" (UTC)
 
 
+# The level of the client's key (openai-forward's levels, see compat/): which real keys,
+# models and rate limits apply to it. Unset: level 0.
+KEY_LEVEL: StateKey[int] = StateKey("key level")
+
+
 @dataclass(slots=True)
 class Exchange:
     """The client's request as read once, plus what hooks decide about it."""
@@ -92,6 +109,7 @@ class Exchange:
     body: bytes
     client_ip: str
     started: float = field(default_factory=time.monotonic)
+    request_id: str = ""  # ours, or the upstream's once it answered with one
     key: PresentedKey | None = None
     key_kind: KeyKind = KeyKind.NONE
     credential: Credential | None = field(default=None, repr=False)
@@ -101,6 +119,9 @@ class Exchange:
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)
     body_filters: list[BodyFilter] = field(default_factory=list)
+    # See each chunk of the upstream's answer as it arrives, before any filter; unlike a
+    # filter, a tap changes nothing, so the answer keeps its Content-Length.
+    body_taps: list[Callable[[bytes], None]] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED
@@ -169,6 +190,13 @@ class Exchange:
         body = self.json()
         model = body.get("model") if body else None
         return model if isinstance(model, str) else None
+
+    @property
+    def known_model(self) -> str | None:
+        """The body's `model` if something already parsed the body, else None (no parse)."""
+        if self._json is _UNPARSED:
+            return None
+        return self.model
 
     @property
     def client_id(self) -> str:

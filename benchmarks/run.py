@@ -1,7 +1,7 @@
 """Compare direct upstream, a bare passthrough and `aifd run`, in one run, on this machine.
 
     python benchmarks/run.py [--seconds 5] [--rounds 3] [--connections 32]
-                             [--variants aifd,aifd-limits,aifd-limits-redis]
+                             [--variants aifd,aifd-metrics-off,aifd-limits,aifd-cache-hit]
 
 Everything listens on 127.0.0.1; wrk (apt-get install wrk) generates the load. Rounds are
 interleaved (A B C A B C ...) so drift on a shared machine hits every target alike; the
@@ -36,6 +36,7 @@ LIMITS = {
     "REQ_RATE_LIMIT": "/v1/chat/completions=100000/minute",
     "TPM_LIMIT": "1000000000/minute",
 }
+CACHED = {"CACHE_ROUTES": "/v1/chat/completions", "DEFAULT_REQUEST_CACHING_VALUE": "true"}
 VARIANTS: dict[str, dict[str, str]] = {
     "aifd": {},
     "aifd-limits": LIMITS,
@@ -48,6 +49,13 @@ VARIANTS: dict[str, dict[str, str]] = {
     },
     "aifd-log": {"LOG_CHAT": "true"},
     "aifd-no-access-log": {"ACCESS_LOG": "false"},
+    # Metrics are on by default: compare `aifd` against this for what they cost.
+    "aifd-metrics-off": {"METRICS": "false"},
+    # Every request after the first answered from the cache (one entry for all clients).
+    "aifd-cache-hit": {**CACHED, "CACHE_SCOPE": "shared"},
+    # Every request a miss: the key, the lookup and the copy of the answer are paid, but no
+    # entry fits in one byte, and nobody waits for an identical request in flight.
+    "aifd-cache-miss": {**CACHED, "CACHE_MAX_BYTES": "1", "CACHE_WAIT": "0"},
     # The dashboard installed (nobody has it open) and budgets priced: the forward keys'
     # requests pass its hook and the budget check untouched.
     "aifd-admin": {"ADMIN_TOKEN": "bench-admin-token-0123456789", "MODEL_PRICES": "gpt-4o*=2.5/10"},

@@ -9,11 +9,13 @@ from pathlib import Path
 
 from ai_forward.app import FEATURES, Gateway, fold
 from ai_forward.budgets.hook import BudgetHook
+from ai_forward.cache.hook import CacheHook
 from ai_forward.chatlog.hook import ChatLogHook
 from ai_forward.clientip import ClientIPHook
 from ai_forward.dashboard.activity import Activity
 from ai_forward.exchange import Exchange
 from ai_forward.keyhook import KeyHook
+from ai_forward.ops.tally import Tally
 from ai_forward.pipeline import Attempt, Contribution, Planner, Retrier, Shared
 from ai_forward.providers.hook import ProviderHook
 from ai_forward.ratelimit.hook import LimitHook
@@ -82,6 +84,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     gateway = Gateway(settings)
     kinds = [type(hook) for hook in gateway.forwarder.hooks]
     assert kinds == [
+        Tally,
         Activity,
         ClientIPHook,
         KeyHook,
@@ -90,10 +93,16 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
         LimitHook,
         BudgetHook,
         ChatLogHook,
+        CacheHook,
     ]
-    assert [prefix for prefix, _ in gateway.mounts] == ["/admin/ui", "/admin"]
+    assert [prefix for prefix, _ in gateway.mounts] == [
+        "/admin/cache",
+        "/admin/ui",
+        "/metrics",
+        "/admin",
+    ]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 10
+    assert len(FEATURES) == 14
 
 
 class Named:

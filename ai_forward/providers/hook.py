@@ -155,5 +155,12 @@ def provider_planner(router: Router) -> Callable[[Planner], Planner]:
 def install(settings: Settings, shared: Shared) -> Contribution:
     """The provider hook, and the translating planner in front of the one below it."""
     router = Router(settings, shared.rings)
-    hook = ProviderHook(router, HostSelector(settings.providers.hosts), ModelListing(router))
+    main = settings.routes[0]
+    # A main route left at its default, with no keys, is no source when providers are set.
+    unset = not main.keys and "OPENAI_BASE_URL" not in settings.extra
+    providers = settings.providers
+    only_providers = bool(providers.azure or providers.anthropic_keys or providers.gemini_keys)
+    skip = frozenset({main.prefix}) if unset and only_providers else frozenset()
+    listing = ModelListing(router, skip)
+    hook = ProviderHook(router, HostSelector(settings.providers.hosts), listing)
     return Contribution(hooks=(hook,), wrap_planner=provider_planner(router))

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from limits import RateLimitItem, RateLimitItemPerMinute
 
 from ..errors import RateLimited
-from ..exchange import Exchange, StateKey
+from ..exchange import KEY_LEVEL, Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
-from ..pipeline import Contribution, Shared
+from ..pipeline import Contribution, Probe, Shared
 from ..settings import Settings
 from ..types import Headers
 from .pacing import paced
@@ -75,7 +75,7 @@ class LimitHook:
             rates = [
                 item.amount / item.get_expiry()
                 for rule in settings.pace
-                if rule.matches(ex.path)
+                if rule.matches(ex.path, ex.get(KEY_LEVEL) or 0)
                 for item in rule.limits
             ]
             if rates and is_streamed(ex):
@@ -190,7 +190,7 @@ def client_limits(
     return [
         Limit(item, (kind, rule.pattern, client), f"{setting}{on(rule.pattern)}, per client")
         for rule in rules
-        if rule.matches(ex.path)
+        if rule.matches(ex.path, ex.get(KEY_LEVEL) or 0)
         for item in rule.limits
     ]
 
@@ -249,5 +249,6 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     `rpm`/`tpm` hold on their own. Requests of other clients then leave it at once.
     """
     limits = settings.limits
-    store = LimitStore(limits, settings.workers)
-    return Contribution(hooks=(LimitHook(limits, store),), resources=(store,))
+    store = LimitStore(limits, settings.workers, shared.signals)
+    probes = (Probe("rate limit storage", store.ping),) if limits.shared else ()
+    return Contribution(hooks=(LimitHook(limits, store),), resources=(store,), probes=probes)

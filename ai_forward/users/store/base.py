@@ -79,6 +79,9 @@ class UserStore(Protocol):
     async def usage(self, since: str, name: str | None = None) -> list[UsageRow]:
         """Rows from day `since` (YYYY-MM-DD) on, for one user or all, by day, user, model."""
 
+    async def ping(self) -> str | None:
+        """None when the store answers, else why it does not (never its password)."""
+
     async def watch(self, invalidate: Invalidate) -> None:
         """Call `invalidate` for every key changed by any process; runs until cancelled."""
 
