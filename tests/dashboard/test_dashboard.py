@@ -123,6 +123,6 @@ def test_no_dashboard_and_no_hook_without_admin_token(upstream: FakeUpstream) ->
     gateway = Gateway(Settings.from_env({"OPENAI_BASE_URL": upstream.url}))
     assert not any(prefix == "/admin/ui" for prefix, _ in gateway.mounts)
     with_token = Gateway(Settings.from_env({"OPENAI_BASE_URL": upstream.url, "ADMIN_TOKEN": TOKEN}))
-    assert with_token.mounts[0][0] == "/admin/ui"
+    assert "/admin/ui" in [prefix for prefix, _ in with_token.mounts]
     hooks = [type(h).__name__ for h in gateway.forwarder.hooks]
     assert "Activity" not in hooks
