@@ -27,6 +27,7 @@ from ..settings import Settings
 from ..types import ASGIApp
 from .admin import AdminAPI
 from .key_cache import KeyCache
+from .self_service import MOUNT, KeySelfService
 from .store import open_store
 from .usage import UsageWriter
 from .user import KEY_PREFIX, User, hash_key, iso
@@ -167,15 +168,16 @@ def requested_model(ex: Exchange) -> str | None:
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
-    """The key check, its store, cache and usage writer; `/admin` when ADMIN_TOKEN is set."""
+    """The key check, its store, cache and usage writer, a key holder's own reset;
+    `/admin` when ADMIN_TOKEN is set."""
     users = settings.users
     store = open_store(users.store_url)
     cache = KeyCache(store, users.key_cache_ttl)
     usage = UsageWriter(store, users.usage_flush_interval)
     refuse = users.admin_token is not None and not settings.allow_open_access
     hook = UsersHook(cache, usage, shared.rings, refuse_keyless=refuse)
-    mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    mounts: tuple[tuple[str, ASGIApp], ...] = ((MOUNT, KeySelfService(store)),)
     if users.admin_token is not None:
         routes = tuple(route.prefix for route in settings.routes)
-        mounts = (("/admin", AdminAPI(users.admin_token, store, usage, routes)),)
+        mounts += (("/admin", AdminAPI(users.admin_token, store, usage, routes)),)
     return Contribution(hooks=(hook,), resources=(store, cache, usage), mounts=mounts)
