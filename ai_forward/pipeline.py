@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .exchange import Exchange, Hook, StateKey
 from .keys import KeyRing
+from .providers.runtime_hosts import RuntimeHosts
 from .redact import Redactor
 from .settings import Settings
 from .types import ASGIApp, Scope
@@ -56,11 +57,13 @@ Alias = Callable[[Scope], "tuple[Scope, bytes | None] | None"]
 
 @dataclass(frozen=True, slots=True)
 class Shared:
-    """What the app builds once for every feature: each route's ring of real keys, and the
-    redactor that masks every real key in what leaves the gateway."""
+    """What the app builds once for every feature: each route's ring of real keys, the
+    redactor that masks every real key in what leaves the gateway, and the hosts added
+    at run time (kept current by the users feature, read by the providers feature)."""
 
     rings: Mapping[str, KeyRing]
     redactor: Redactor
+    hosts: RuntimeHosts = field(default_factory=RuntimeHosts)
 
 
 @dataclass(frozen=True, slots=True)

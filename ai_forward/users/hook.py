@@ -26,6 +26,7 @@ from ..pipeline import Contribution, Shared
 from ..settings import Settings
 from ..types import ASGIApp
 from .admin import AdminAPI
+from .hosts import HostSync
 from .key_cache import KeyCache
 from .self_service import MOUNT, KeySelfService
 from .store import open_store
@@ -176,8 +177,10 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     usage = UsageWriter(store, users.usage_flush_interval)
     refuse = users.admin_token is not None and not settings.allow_open_access
     hook = UsersHook(cache, usage, shared.rings, refuse_keyless=refuse)
+    configured = [host.host for host in settings.providers.hosts]
+    hosts = HostSync(store, shared.hosts, shared.redactor, configured)
     mounts: tuple[tuple[str, ASGIApp], ...] = ((MOUNT, KeySelfService(store)),)
     if users.admin_token is not None:
         routes = tuple(route.prefix for route in settings.routes)
-        mounts += (("/admin", AdminAPI(users.admin_token, store, usage, routes)),)
-    return Contribution(hooks=(hook,), resources=(store, cache, usage), mounts=mounts)
+        mounts += (("/admin", AdminAPI(users.admin_token, store, usage, routes, hosts)),)
+    return Contribution(hooks=(hook,), resources=(store, cache, usage, hosts), mounts=mounts)
