@@ -88,7 +88,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
         ChatLogHook,
         CacheHook,
     ]
-    assert [prefix for prefix, _ in gateway.mounts] == ["/admin/cache", "/admin"]
+    assert [prefix for prefix, _ in gateway.mounts] == ["/admin/cache", "/v1/aifd", "/admin"]
     assert gateway.forwarder.retrier is not None
     assert len(FEATURES) == 11
 
