@@ -22,6 +22,7 @@ from limits.storage import storage_from_string
 from loguru import logger
 
 from ..errors import ServiceUnavailable
+from ..signals import Signals
 from .settings import LimitSettings
 
 # Every storage round trip of one request shares this bound: a slow or gone Redis costs a
@@ -48,8 +49,11 @@ class LimitStore:
     can take; a moving window would also keep one entry per token.
     """
 
-    def __init__(self, settings: LimitSettings, workers: int = 1) -> None:
+    def __init__(
+        self, settings: LimitSettings, workers: int = 1, signals: Signals | None = None
+    ) -> None:
         self.settings = settings
+        self.signals = signals or Signals()
         self.workers = workers
         self._storage: Storage | None = None
         self._requests: RateLimiter | None = None
@@ -116,6 +120,17 @@ class LimitStore:
         self._storage = None
         self._requests = None
 
+    async def ping(self) -> str | None:
+        """None when the storage answers, else why it does not (no password)."""
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT):
+                if await self.storage.check():
+                    return None
+        except STORAGE_ERRORS as exc:
+            cause = exc.storage_error if isinstance(exc, StorageError) else exc
+            return f"{redact(self.settings.backend)} does not answer ({type(cause).__name__})"
+        return f"{redact(self.settings.backend)} does not answer"
+
     @property
     def available(self) -> bool:
         """False for a short while after a failure, when requests skip the storage."""
@@ -128,6 +143,7 @@ class LimitStore:
         policy = "open" if self.settings.fail_open else "closed"
         if exc is not None:
             self._retry_at = now + RETRY_STORAGE_AFTER
+            self.signals.count("storage_error", "ratelimit")
         if exc is not None and now - self._last_logged >= FAIL_LOG_EVERY:
             self._last_logged = now
             cause = exc.storage_error if isinstance(exc, StorageError) else exc

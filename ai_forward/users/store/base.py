@@ -108,6 +108,9 @@ class UserStore(Protocol):
     async def remove_host(self, host: str) -> bool:
         """False if there was no such host."""
 
+    async def ping(self) -> str | None:
+        """None when the store answers, else why it does not (never its password)."""
+
     async def watch(self, invalidate: Invalidate) -> None:
         """Call `invalidate` for every key changed by any process; runs until cancelled."""
 

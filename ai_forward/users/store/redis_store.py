@@ -69,6 +69,13 @@ class RedisStore:
             raise RuntimeError("the Redis store is used outside its `async with`")
         return self._client
 
+    async def ping(self) -> str | None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            return f"Redis does not answer ({type(exc).__name__})"
+        return None
+
     async def create(self, user: User) -> None:
         if not await self.client.set(user_key(user.name), dump(user), nx=True):
             raise UserExists(user.name)

@@ -120,6 +120,13 @@ class SqliteStore:
 
     # --- the interface ----------------------------------------------------
 
+    async def ping(self) -> str | None:
+        try:
+            await self._run(lambda: self._read("SELECT 1"))
+        except (sqlite3.Error, OSError) as exc:
+            return f"SQLite cannot be read ({exc})"
+        return None
+
     async def create(self, user: User) -> None:
         sql = f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         try:
