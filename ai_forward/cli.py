@@ -26,6 +26,7 @@ from .preflight import example_secrets, inline_comments
 from .settings import HOST, PORT, WORKERS, Settings, env_file_names, load_env
 from .settings_doc import KNOWN, SETTINGS, settings_help
 from .users.cli import users_cli
+from .users.hosts_cli import hosts_cli
 
 cli = typer.Typer(
     name="aifd",
@@ -39,6 +40,7 @@ cli = typer.Typer(
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
+cli.add_typer(hosts_cli)
 cli.add_typer(cache_cli)
 
 

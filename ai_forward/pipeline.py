@@ -35,6 +35,7 @@ from typing import Protocol
 from .errors import GatewayError
 from .exchange import Exchange, Hook, StateKey
 from .keys import KeyRing
+from .providers.runtime_hosts import RuntimeHosts
 from .redact import Redactor
 from .settings import Settings
 from .signals import Signals
@@ -68,11 +69,13 @@ Alias = Callable[[Scope], "tuple[Scope, bytes | None] | None"]
 class Shared:
     """What the app builds once for every feature: each route's ring of real keys, and the
     redactor that masks every real key in what leaves the gateway; the signals every
-    feature may count on for the metrics."""
+    feature may count on for the metrics; the hosts added at run time (kept current by the
+    users feature, read by the providers feature)."""
 
     rings: Mapping[str, KeyRing]
     redactor: Redactor
     signals: Signals = field(default_factory=Signals)
+    hosts: RuntimeHosts = field(default_factory=RuntimeHosts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
         "/admin/cache",
         "/admin/ui",
         "/metrics",
+        "/v1/aifd",
         "/admin",
     ]
     assert gateway.forwarder.retrier is not None

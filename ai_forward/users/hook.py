@@ -27,7 +27,9 @@ from ..settings import Settings
 from ..signals import Signals
 from ..types import ASGIApp
 from .admin import AdminAPI
+from .hosts import HostSync
 from .key_cache import KeyCache
+from .self_service import MOUNT, KeySelfService
 from .store import open_store
 from .usage import UsageWriter
 from .user import KEY_PREFIX, User, hash_key, iso
@@ -174,21 +176,24 @@ def requested_model(ex: Exchange) -> str | None:
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
-    """The key check, its store, cache and usage writer; `/admin` when ADMIN_TOKEN is set."""
+    """The key check, its store, cache and usage writer, a key holder's own reset;
+    `/admin` when ADMIN_TOKEN is set."""
     users = settings.users
     store = open_store(users.store_url)
     cache = KeyCache(store, users.key_cache_ttl)
     usage = UsageWriter(store, users.usage_flush_interval, prices=settings.budgets.prices)
     refuse = users.admin_token is not None and not settings.allow_open_access
     hook = UsersHook(cache, usage, shared.rings, refuse_keyless=refuse, signals=shared.signals)
-    mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    configured = [host.host for host in settings.providers.hosts]
+    hosts = HostSync(store, shared.hosts, shared.redactor, configured)
+    mounts: tuple[tuple[str, ASGIApp], ...] = ((MOUNT, KeySelfService(store)),)
     if users.admin_token is not None:
         routes = tuple(route.prefix for route in settings.routes)
-        mounts = (("/admin", AdminAPI(users.admin_token, store, usage, routes)),)
+        mounts += (("/admin", AdminAPI(users.admin_token, store, usage, routes, hosts)),)
     kind = users.store_url.partition(":")[0]
     return Contribution(
         hooks=(hook,),
-        resources=(store, cache, usage),
+        resources=(store, cache, usage, hosts),
         mounts=mounts,
         probes=(Probe(f"user store ({kind})", store.ping),),
     )

@@ -25,7 +25,15 @@ import orjson
 from ...budgets.budget import check_budget
 from ..settings import sqlite_path
 from ..user import User
-from .base import Invalidate, UsageCount, UsageKey, UsageRow, UserExists
+from .base import (
+    HOSTS_CHANGED,
+    Invalidate,
+    RuntimeHost,
+    UsageCount,
+    UsageKey,
+    UsageRow,
+    UserExists,
+)
 
 T = TypeVar("T")
 POLL_INTERVAL = 1.0
@@ -39,6 +47,8 @@ CREATE TABLE IF NOT EXISTS usage (
     requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL DEFAULT 0, cost_nanos INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, name, model));
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT PRIMARY KEY, base_url TEXT NOT NULL, keys TEXT NOT NULL, added_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('keys_version', 0);
 """
@@ -197,6 +207,23 @@ class SqliteStore:
             args += (name,)
         rows = await self._run(lambda: self._read(sql + " ORDER BY day, name, model", args))
         return [UsageRow(*r) for r in rows]
+
+    async def hosts(self) -> list[RuntimeHost]:
+        sql = "SELECT host, base_url, keys, added_at FROM hosts ORDER BY host"
+        rows = await self._run(lambda: self._read(sql))
+        return [RuntimeHost(h, url, tuple(orjson.loads(keys)), at) for h, url, keys, at in rows]
+
+    async def set_host(self, host: RuntimeHost) -> None:
+        sql = "INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?)"
+        args = (host.host, host.base_url, orjson.dumps(host.keys).decode(), host.added_at)
+        await self._run(lambda: self._write([(sql, args), (_BUMP, ())]))
+        self._announce(HOSTS_CHANGED)
+
+    async def remove_host(self, host: str) -> bool:
+        sql = "DELETE FROM hosts WHERE host = ?"
+        changed = await self._run(lambda: self._write([(sql, (host,)), (_BUMP, ())]))
+        self._announce(HOSTS_CHANGED)
+        return changed[0] == 1
 
     async def watch(self, invalidate: Invalidate) -> None:
         self._local.append(invalidate)
