@@ -58,6 +58,14 @@ PROXY: Setting[str | None] = Setting("PROXY", None, "outbound HTTP proxy for ups
 TIMEOUT = Setting(
     "TIMEOUT", 300.0, "seconds: connect timeout and longest gap between upstream bytes"
 )
+UPSTREAM_POOL_SIZE = Setting(
+    "UPSTREAM_POOL_SIZE",
+    10000,
+    "most upstream connections open at once, streams included (0: no bound)",
+)
+POOL_TIMEOUT = Setting(
+    "POOL_TIMEOUT", 10.0, "seconds a request may wait for a free upstream connection (503 after)"
+)
 CORS_ORIGINS = Setting(
     "CORS_ORIGINS", ("*",), "allowed browser origins, comma-separated; preflight answered locally"
 )
@@ -93,6 +101,8 @@ DOC = table(
     ALLOW_OPEN_ACCESS,
     PROXY,
     TIMEOUT,
+    UPSTREAM_POOL_SIZE,
+    POOL_TIMEOUT,
     CORS_ORIGINS,
     MAX_BODY_SIZE,
     BODY_TIMEOUT,
@@ -152,6 +162,8 @@ class Settings:
     allow_open_access: bool = ALLOW_OPEN_ACCESS.default
     proxy: str | None = PROXY.default
     timeout: float = TIMEOUT.default
+    pool_size: int = UPSTREAM_POOL_SIZE.default
+    pool_timeout: float = POOL_TIMEOUT.default
     cors_origins: tuple[str, ...] = CORS_ORIGINS.default
     max_body_size: int = MAX_BODY_SIZE.default
     body_timeout: float = BODY_TIMEOUT.default
@@ -178,6 +190,10 @@ class Settings:
             allow_open_access=reader.flag(ALLOW_OPEN_ACCESS.name, ALLOW_OPEN_ACCESS.default),
             proxy=reader.url(PROXY.name, PROXY.default),
             timeout=reader.number(TIMEOUT.name, TIMEOUT.default, minimum=0.1),
+            pool_size=reader.integer(
+                UPSTREAM_POOL_SIZE.name, UPSTREAM_POOL_SIZE.default, minimum=0
+            ),
+            pool_timeout=reader.number(POOL_TIMEOUT.name, POOL_TIMEOUT.default, minimum=0.01),
             cors_origins=reader.items(CORS_ORIGINS.name, CORS_ORIGINS.default),
             max_body_size=reader.size(MAX_BODY_SIZE.name, MAX_BODY_SIZE.default),
             body_timeout=reader.number(BODY_TIMEOUT.name, BODY_TIMEOUT.default, minimum=0.1),
