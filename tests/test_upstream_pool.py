@@ -60,9 +60,10 @@ def test_a_request_that_gets_no_connection_in_time_is_a_503_with_retry_after(
     # Once the stream has ended its connection serves the next request; the SDK reads the
     # 503 as a retryable server error.
     client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="fk-test", max_retries=0)
-    assert "".join(
-        c.choices[0].delta.content or "" for c in client.chat.completions.create(**BODY)
-    ) == "word" * 4
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(**BODY))
+        == "word" * 4
+    )
 
 
 def test_pool_settings_are_validated(proxy_factory: Factory) -> None:
