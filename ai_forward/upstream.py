@@ -160,11 +160,16 @@ class Upstream:
             return await request.compose(self)
         if self._session is None:
             raise RuntimeError("Upstream used outside its lifespan")
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
         if self.redactor:
             # A compressed body cannot be searched for keys: ask for it as it is.
-            headers = [h for h in headers if h[0] != "accept-encoding"]
+            headers = [
+                (n.decode("latin-1"), v.decode("latin-1"))
+                for n, v in request.headers
+                if n != b"accept-encoding"
+            ]
             headers.append(("accept-encoding", "identity"))
+        else:
+            headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
         try:
             # Translating a non-streamed answer reads its body: that counts as the first byte.
             with Deadline(self.first_byte_timeout):
