@@ -9,7 +9,6 @@ none). Counters are keyed by a hash of the client's key, never the key itself.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import time
@@ -25,6 +24,7 @@ from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
 from ..pipeline import Contribution, Shared
 from ..settings import Settings
 from ..types import Headers
+from ..upstream import Deadline
 from .counters import FIXED, STRATEGY_CODES, Charge, Settlement
 from .pacing import paced
 from .settings import LimitRule, LimitSettings
@@ -75,10 +75,10 @@ class LimitHook:
         self.store = store
         self.kind = STRATEGY_CODES[settings.strategy]
 
-    def deadline(self) -> contextlib.AbstractAsyncContextManager[object]:
+    def deadline(self) -> contextlib.AbstractContextManager[object]:
         """A bound on storage calls over the network; memory counting cannot hang."""
         if self.settings.shared:
-            return asyncio.timeout(STORAGE_TIMEOUT)
+            return Deadline(STORAGE_TIMEOUT)
         return contextlib.nullcontext()
 
     async def before(self, ex: Exchange) -> None:
@@ -112,7 +112,7 @@ class LimitHook:
             limit.charge(FIXED, min(estimate, limit.item.amount)) for limit in tokens
         )
         try:
-            async with self.deadline():
+            with self.deadline():
                 verdict = await self.store.counters.take(charges)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc)
@@ -183,7 +183,7 @@ class LimitHook:
         if not settlements:
             return
         try:
-            async with self.deadline():
+            with self.deadline():
                 await self.store.counters.settle(settlements)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc, raise_closed=False)

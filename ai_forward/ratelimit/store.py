@@ -70,10 +70,11 @@ class LimitStore:
         from limits.aio.storage import Storage
         from limits.storage import storage_from_string
 
+        # No socket_timeout: the hook bounds every call (STORAGE_TIMEOUT), and redis-py would
+        # spend a task and a timer on each read and write to enforce one.
         storage = storage_from_string(
             "async+" + settings.backend,
             implementation="redispy",
-            socket_timeout=STORAGE_TIMEOUT,
             socket_connect_timeout=STORAGE_TIMEOUT,
         )
         assert isinstance(storage, Storage)
