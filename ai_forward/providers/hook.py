@@ -12,7 +12,6 @@ decision, the planner below plans the request.
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 from ..body import form_values
@@ -26,7 +25,6 @@ from .hosts import HostSelector
 from .listing import ModelListing
 from .router import Router, Target
 
-_MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 MAX_MODELS = 8
 
@@ -64,11 +62,7 @@ class ProviderHook:
             if self.listing.active:
                 ex.set(DECISION, self.listing)
             return
-        if ex.method != "POST":
-            return
-        if not self.router.settings.model_routes and not may_name_several_models(ex.body):
-            return  # every model goes to the route's own upstream: no need to parse the body
-        model = self.model_of(ex)
+        model = self.model_of(ex) if ex.method == "POST" else None
         if not model:
             return
         if "," in model:
@@ -123,13 +117,6 @@ class ProviderHook:
 
     async def after(self, ex: Exchange) -> None:
         return None
-
-
-def may_name_several_models(body: bytes) -> bool:
-    """Whether a JSON body may name several models (`"model": "a,b"`), told without parsing
-    it: True unless every `"model"` in it is a plain string without a comma."""
-    values = _MODEL_VALUE.findall(body)
-    return body.count(b'"model"') != len(values) or any(b"," in value for value in values)
 
 
 def provider_planner(below: Planner) -> Planner:
