@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from ..sse import SSESplitter, event_data, split_events
+from ..sse import SSESplitter, event_data, event_start, split_events
 from .fields import GENERATED_TEXT, usage_of
 from .reply import MAX_BUFFERED_JSON, ResponseObserver
-from .stream_usage import has_usage
+from .stream_usage import find_usage, has_usage
 
 # Generated text in OpenAI chunks. (One regex for this and the usage test together is four
 # times slower: measured.)
@@ -38,8 +38,9 @@ class UsageObserver:
 
     def _read(self, whole: bytes) -> None:
         self.chars += sum(map(len, _GENERATED.findall(whole)))
-        if has_usage(whole):
-            self._read_usage(whole)
+        found = find_usage(whole)
+        if found is not None:
+            self._read_usage(whole[event_start(whole, found.start()) :])
 
     def _read_usage(self, events: bytes) -> None:
         for data in map(event_data, split_events(events)):
