@@ -15,8 +15,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from limits import RateLimitItem, RateLimitItemPerMinute
-
 from ..errors import RateLimited
 from ..exchange import Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
@@ -31,23 +29,41 @@ from .settings import LimitRule, LimitSettings
 from .store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
 
 _SETTLE_MARGIN = 0.2
+RuleLimits = tuple[tuple[LimitRule, "Limit"], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """One limit as it applies to this request: what, whose counter, and how to name it."""
+    """One limit as it applies to this request: how much per how long, whose counter, and
+    how to name it."""
 
-    item: RateLimitItem
-    identifiers: tuple[str, ...]
+    amount: int
+    window: int  # seconds
+    key: str
     name: str
 
     def describe(self, unit: str) -> str:
-        period = self.item.get_expiry()
-        return f"{self.item.amount} {unit} per {duration(period)} ({self.name})"
+        return f"{self.amount} {unit} per {duration(self.window)} ({self.name})"
 
     def charge(self, kind: str, cost: int = 1) -> Charge:
-        item = self.item
-        return Charge(item.key_for(*self.identifiers), kind, item.amount, item.get_expiry(), cost)
+        return Charge(self.key, kind, self.amount, self.window, cost)
+
+
+def rule_limits(kind: str, setting: str, rules: Sequence[LimitRule]) -> RuleLimits:
+    """Each rule's limits with their counter keys but the client's id, built once."""
+    return tuple(
+        (
+            rule,
+            Limit(
+                item.amount,
+                item.get_expiry(),
+                f"{kind}/{rule.pattern}/{item.amount}/{item.get_expiry()}/",
+                f"{setting}{on(rule.pattern)}, per client",
+            ),
+        )
+        for rule in rules
+        for item in rule.limits
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,17 @@ class LimitHook:
         self.settings = settings
         self.store = store
         self.kind = STRATEGY_CODES[settings.strategy]
+        self.request_rules = rule_limits("req", "REQ_RATE_LIMIT", settings.requests)
+        self.token_rules = rule_limits("tpm", "TPM_LIMIT", settings.tokens)
+        self.global_limits = [
+            Limit(
+                item.amount,
+                item.get_expiry(),
+                f"req/global/{item.amount}/{item.get_expiry()}",
+                "GLOBAL_RATE_LIMIT",
+            )
+            for item in settings.global_limits
+        ]
 
     def deadline(self) -> contextlib.AbstractContextManager[object]:
         """A bound on storage calls over the network; memory counting cannot hang."""
@@ -109,7 +136,7 @@ class LimitHook:
             estimate = estimate_request(body, ex.upstream_path, len(ex.body))
         # A request alone never exceeds a token limit forever: it costs at most the limit.
         charges = tuple(limit.charge(self.kind) for limit in requests) + tuple(
-            limit.charge(FIXED, min(estimate, limit.item.amount)) for limit in tokens
+            limit.charge(FIXED, min(estimate, limit.amount)) for limit in tokens
         )
         try:
             with self.deadline():
@@ -125,17 +152,17 @@ class LimitHook:
             if i < len(requests):
                 limit = requests[i]
                 message = f"rate limit reached: {limit.describe('requests')}"
-                raise rejected(message, limit.item.amount, reset_at, "requests")
+                raise rejected(message, limit.amount, reset_at, "requests")
             limit = tokens[i - len(requests)]
             message = (
                 f"token rate limit reached: {limit.describe('tokens')}; this request "
                 f"may use up to {estimate} tokens (prompt plus max_tokens)"
             )
-            raise rejected(message, limit.item.amount, reset_at, "tokens")
+            raise rejected(message, limit.amount, reset_at, "tokens")
         if requests:
             # The headers tell the client about its own limit (the first), as OpenAI's do.
             first, count = requests[0], counts[0]
-            amount = first.item.amount
+            amount = first.amount
             ex.response_headers += ratelimit_headers(
                 "requests", amount, amount - count.used, now + count.reset_in
             )
@@ -159,13 +186,11 @@ class LimitHook:
             )
 
     def limits_for(self, ex: Exchange) -> tuple[list[Limit], list[Limit]]:
-        settings = self.settings
         principal = ex.principal
         rpm = principal.rpm if principal else None
-        requests = client_limits(ex, "req", "REQ_RATE_LIMIT", rpm, settings.requests)
-        requests += [Limit(i, ("global",), "GLOBAL_RATE_LIMIT") for i in settings.global_limits]
+        requests = client_limits(ex, "req", rpm, self.request_rules) + self.global_limits
         tpm = principal.tpm if principal else None
-        tokens = client_limits(ex, "tpm", "TPM_LIMIT", tpm, settings.tokens)
+        tokens = client_limits(ex, "tpm", tpm, self.token_rules)
         return requests, tokens
 
     async def after(self, ex: Exchange) -> None:
@@ -189,21 +214,22 @@ class LimitHook:
             self.store.failed(exc, raise_closed=False)
 
 
-def client_limits(
-    ex: Exchange, kind: str, setting: str, per_user: int | None, rules: Sequence[LimitRule]
-) -> list[Limit]:
+def client_limits(ex: Exchange, kind: str, per_user: int | None, rules: RuleLimits) -> list[Limit]:
     """The client's own limits of one kind: its issued user's per-minute figure, when it
     has one, else the matching rules of the setting, counted per client key or IP."""
     if ex.principal is not None and per_user is not None:
         unit = "requests" if kind == "req" else "tokens"
-        name = f"the {unit} per minute of user {ex.principal.name}"
-        return [Limit(RateLimitItemPerMinute(per_user), (kind, "user", ex.principal.name), name)]
+        user = ex.principal.name
+        name = f"the {unit} per minute of user {user}"
+        return [Limit(per_user, 60, f"{kind}/user/{per_user}/60/{user}", name)]
+    if not rules:
+        return []
     client = ex.client_id
+    path = ex.path
     return [
-        Limit(item, (kind, rule.pattern, client), f"{setting}{on(rule.pattern)}, per client")
-        for rule in rules
-        if rule.matches(ex.path)
-        for item in rule.limits
+        Limit(limit.amount, limit.window, limit.key + client, limit.name)
+        for rule, limit in rules
+        if rule.matches(path)
     ]
 
 
