@@ -3,13 +3,17 @@
 FEATURES below is the only place the order is written. Each feature returns its
 contribution (see `pipeline.py`); `fold` puts them together in that order:
 
-1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
-2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
-3. retries      `resilience/`     the retrier: retries, key rotation on 401/429
-4. users        `users/`          issued keys → a user and its limits; `/admin`
-5. providers    `providers/`      model → provider; its planner wraps the passthrough one
-6. limits       `ratelimit/`      request and token limits, stream pacing
-7. chat log     `chatlog/`        records of each chat exchange
+ 1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
+ 2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
+ 3. levels       `compat/`         openai-forward's levels: the key's level picks keys, models
+ 4. retries      `resilience/`     the retrier: retries, key rotation on 401/429
+ 5. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
+ 6. users        `users/`          issued keys → a user and its limits; `/admin`
+ 7. admin URLs   `compat/`         ai-proxy-cloudflare's /<TOKEN>/register/... as /admin calls
+ 8. providers    `providers/`      model → provider; its planner wraps the ones below
+ 9. limits       `ratelimit/`      request and token limits, stream pacing
+10. chat log     `chatlog/`        records of each chat exchange
+11. cache        `cache/`          answers repeated requests locally; last, so limits count hits
 
 Each hook's `before` runs in this order, each `after` in reverse. The lifespan
 enters the upstream session, the access log, the features' resources in this
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,32 +33,41 @@ from loguru import logger
 
 from . import __version__, clientip, keyhook
 from .accesslog import AccessLog
+from .cache import hook as cache
 from .chatlog import hook as chatlog
+from .compat import cloudflare as compat_admin
+from .compat import levels as compat_levels
 from .cors import CORS
 from .exchange import Hook
+from .fallbacks import hook as fallbacks
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
-from .pipeline import Feature, Planner, Resource, Retrier, Shared
+from .pipeline import Alias, Feature, Planner, Resource, Retrier, Shared, call_once
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor
 from .resilience import retrier as resilience
 from .routing import RouteTable
 from .settings import Settings
-from .types import ASGIApp, Receive, Scope, Send
+from .types import ASGIApp, Message, Receive, Scope, Send
 from .upstream import Upstream
 from .users import hook as users
 
 FEATURES: tuple[Feature, ...] = (
     clientip.install,
     keyhook.install,
+    compat_levels.install,
     resilience.install,
+    fallbacks.install,
     users.install,
+    compat_admin.install,
     providers.install,
     ratelimit.install,
     chatlog.install,
+    cache.install,
 )
 GC_THRESHOLD = 20_000
+_SLASHES = re.compile(r"/{2,}")
 _HEALTH = orjson.dumps({"status": "ok", "version": __version__})
 
 
@@ -78,7 +92,9 @@ class Gateway:
             *((access_log,) if access_log else ()),
             *pipeline.resources,
         ]
-        self.mounts = pipeline.mounts
+        # The longest prefix first: `/admin/cache` before `/admin`.
+        self.mounts = tuple(sorted(pipeline.mounts, key=lambda m: len(m[0]), reverse=True))
+        self.aliases = pipeline.aliases
         self.forwarder = Forwarder(
             self.table,
             pipeline.hooks,
@@ -121,11 +137,22 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
+            if "//" in path:  # `//admin/users` is the admin API too, never forwarded
+                path = collapse_slashes(path)
             if path == "/healthz":
                 await send_health(send)
             else:
+                for alias in self.aliases:
+                    found = alias(scope)
+                    if found is not None:
+                        scope, body = found
+                        receive = replay(body) if body is not None else receive
+                        path = scope["path"]
+                        break
                 for prefix, mounted in self.mounts:
                     if path == prefix or path.startswith(prefix + "/"):
+                        if path != scope["path"]:
+                            scope = {**scope, "path": path}
                         await mounted(scope, receive, send)
                         return
                 await self.forwarder(scope, receive, send)
@@ -147,13 +174,16 @@ class Pipeline:
     planner: Planner
     retrier: Retrier | None
     mounts: tuple[tuple[str, ASGIApp], ...]
+    aliases: tuple[Alias, ...] = ()
 
 
 def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pipeline:
-    """Hooks, resources and mounts in feature order; each planner wraps the ones before."""
+    """Hooks, resources and mounts in feature order; each planner (and retrier wrapper)
+    wraps the ones before."""
     hooks: list[Hook] = []
     resources: list[Resource] = []
     mounts: list[tuple[str, ASGIApp]] = []
+    aliases: list[Alias] = []
     planner: Planner = plan_passthrough
     retrier: Retrier | None = None
     for install in features:
@@ -161,13 +191,16 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
         hooks += part.hooks
         resources += part.resources
         mounts += part.mounts
+        aliases += part.aliases
         if part.wrap_planner is not None:
             planner = part.wrap_planner(planner)
         if part.retrier is not None:
             if retrier is not None:
                 raise RuntimeError("two features give a retrier; the pipeline takes one")
             retrier = part.retrier
-    return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts))
+        if part.wrap_retrier is not None:
+            retrier = part.wrap_retrier(retrier or call_once)
+    return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts), tuple(aliases))
 
 
 def create_app(
@@ -183,6 +216,25 @@ def create_app(
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app
+
+
+def collapse_slashes(path: str) -> str:
+    """`path` with every run of `/` made one, as the forwarder matches routes."""
+    return _SLASHES.sub("/", path)
+
+
+def replay(body: bytes) -> Receive:
+    """A receive that gives `body` once, then waits for the disconnect."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 async def send_health(send: Send) -> None:

@@ -15,10 +15,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from .cache.cli import cache_cli
+from .compat.report import meaning_notes, unknown_settings
 from .env import SettingsError
 from .preflight import example_secrets, inline_comments
-from .settings import HOST, PORT, WORKERS, Settings, load_env
-from .settings_doc import SETTINGS, settings_help
+from .settings import HOST, PORT, WORKERS, Settings, env_file_names, load_env
+from .settings_doc import KNOWN, SETTINGS, settings_help
 from .users.cli import users_cli
 
 cli = typer.Typer(
@@ -32,6 +34,7 @@ cli = typer.Typer(
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
+cli.add_typer(cache_cli)
 
 
 @cli.callback()
@@ -78,8 +81,14 @@ def run(
             warn(warning)
         settings = Settings.from_env(env)
     except SettingsError as exc:
-        fail(str(exc))
+        for warning in unknown_settings(env, env_file_names(env_file), KNOWN):
+            warn(warning)
+        fail(str(exc).replace("\n", "\n  "))
         return
+    for warning in unknown_settings(env, env_file_names(env_file), KNOWN):
+        warn(warning)
+    for note in meaning_notes(settings, env):
+        warn(note)
     checked = example_secrets(env, settings.host)
     for warning in checked.warnings:
         warn(warning)

@@ -40,6 +40,12 @@ class StateKey(Generic[T]):
         return f"StateKey({self.name!r})"
 
 
+# Read by the planners: the model an attempt asks for in place of the body's (a fallback).
+MODEL_OVERRIDE = StateKey[str]("model override")
+# Set when fallbacks are configured: a model's fallbacks that this exchange may use, in order.
+FALLBACKS_OF = StateKey[Callable[[str], tuple[str, ...]]]("fallbacks of a model")
+
+
 @dataclass(slots=True)
 class Outcome:
     """How the exchange ended; filled in by the relay, read by `after` hooks."""
@@ -52,6 +58,7 @@ class Outcome:
     stream: bytes | None = None  # a stream read whole, as it came (reassembled off the loop)
     attempts: int = 1
     retried: list[str] = field(default_factory=list)  # why each retry was made
+    cache: str | None = None  # hit, miss or bypass, when the response cache judged it
     ended: float = 0.0
 
     @property
@@ -69,6 +76,11 @@ class Principal:
     tpm: int | None = None
     models: tuple[str, ...] = ()
     routes: tuple[str, ...] = ()
+
+
+# The level of the client's key (openai-forward's levels, see compat/): which real keys,
+# models and rate limits apply to it. Unset: level 0.
+KEY_LEVEL: StateKey[int] = StateKey("key level")
 
 
 @dataclass(slots=True)
@@ -95,6 +107,9 @@ class Exchange:
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)
     body_filters: list[BodyFilter] = field(default_factory=list)
+    # See each chunk of the upstream's answer as it arrives, before any filter; unlike a
+    # filter, a tap changes nothing, so the answer keeps its Content-Length.
+    body_taps: list[Callable[[bytes], None]] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED

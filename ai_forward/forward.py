@@ -202,7 +202,9 @@ class Forwarder:
         try:
             content_type = response.headers.get("content-type", "")
             observer = observer_for(content_type, ex.observe, ex.observe_usage)
-            feed = observer.feed if observer is not None else None
+            feed: Callable[[bytes], None] | None = observer.feed if observer is not None else None
+            if ex.body_taps:
+                feed = tapped(feed, ex.body_taps)
             stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout, feed)
             for body_filter in ex.body_filters:
                 stream = body_filter(stream)
@@ -261,6 +263,21 @@ class Forwarder:
                 response.release()
             else:
                 response.close()
+
+
+def tapped(
+    feed: Callable[[bytes], None] | None, taps: Sequence[Callable[[bytes], None]]
+) -> Callable[[bytes], None]:
+    """One feed for the observer (if any) and every tap."""
+    every = ([feed] if feed is not None else []) + list(taps)
+    if len(every) == 1:
+        return every[0]
+
+    def feed_all(chunk: bytes) -> None:
+        for one in every:
+            one(chunk)
+
+    return feed_all
 
 
 def stream_error(message: str) -> Message:

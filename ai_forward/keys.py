@@ -152,7 +152,8 @@ class Credential:
     """The real key one exchange sends upstream, and the ring it was drawn from.
 
     Drawn once per exchange (`draw`); after that only the retry's key rotation
-    (`resilience/rotation.py`) moves it to another key of the same ring.
+    (`resilience/rotation.py`) moves it to another key of the same ring, and the
+    fallback walk (`fallbacks/walk.py`) draws it anew for another model.
     """
 
     __slots__ = ("key", "ring")

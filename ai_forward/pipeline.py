@@ -10,8 +10,11 @@ builds its parts from the settings and returns them; it never sees the app.
 - ``wrap_planner`` puts a planner in front of the one built so far (the planner
   turns the exchange into the upstream request, anew at every attempt);
 - ``retrier`` calls an attempt as often as it judges right (at most one feature
-  gives one);
-- ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``).
+  gives one); ``wrap_retrier`` puts an outer loop around the retrier built so far
+  (fallbacks: each step calls the retrier anew for another model);
+- ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``);
+- ``aliases`` turn a request into another one for a mount (a foreign URL form of it,
+  with the body it stands for); a request an alias takes is never forwarded.
 
 What a feature keeps about one request lives on the exchange under a typed
 `StateKey` (``ex.set(KEY, value)`` / ``ex.get(KEY)``), never under a bare string.
@@ -27,10 +30,11 @@ from .exchange import Exchange, Hook, StateKey
 from .keys import KeyRing
 from .redact import Redactor
 from .settings import Settings
-from .types import ASGIApp
+from .types import ASGIApp, Scope
 from .upstream import UpstreamRequest, UpstreamResponse
 
 __all__ = [
+    "Alias",
     "Attempt",
     "Contribution",
     "Feature",
@@ -47,6 +51,7 @@ Attempt = Callable[[], Awaitable[UpstreamResponse]]
 # Calls the attempt (plan + send) as often as it judges right; see resilience/retrier.py.
 Retrier = Callable[[Exchange, Attempt], Awaitable[UpstreamResponse]]
 Resource = contextlib.AbstractAsyncContextManager[object]
+Alias = Callable[[Scope], "tuple[Scope, bytes | None] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +71,17 @@ class Contribution:
     resources: tuple[Resource, ...] = ()
     wrap_planner: Callable[[Planner], Planner] | None = None
     retrier: Retrier | None = None
+    wrap_retrier: Callable[[Retrier], Retrier] | None = None
     mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    aliases: tuple[Alias, ...] = ()
 
 
 NOTHING = Contribution()
+
+
+async def call_once(ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+    """The retrier of a pipeline without one: a single attempt."""
+    return await attempt()
+
+
 Feature = Callable[[Settings, Shared], Contribution]

@@ -7,13 +7,15 @@ that names it; nothing on the request path parses configuration again.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .cache.settings import CacheSettings, read_cache_settings
 from .chatlog.settings import ChatLogSettings, read_chatlog_settings
+from .compat.settings import CompatSettings, read_compat_settings
 from .env import (
     EnvReader,
     IPNetwork,
@@ -24,6 +26,7 @@ from .env import (
     parse_networks,
     table,
 )
+from .fallbacks.settings import FallbackSettings, read_fallback_settings
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -56,7 +59,9 @@ ALLOW_OPEN_ACCESS = Setting(
 )
 PROXY: Setting[str | None] = Setting("PROXY", None, "outbound HTTP proxy for upstream calls")
 TIMEOUT = Setting(
-    "TIMEOUT", 300.0, "seconds: connect timeout and longest gap between upstream bytes"
+    "TIMEOUT",
+    300.0,
+    "seconds to connect to an upstream; also the gap between chunks when above 300",
 )
 UPSTREAM_POOL_SIZE = Setting(
     "UPSTREAM_POOL_SIZE",
@@ -178,36 +183,78 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
+    compat: CompatSettings = field(default_factory=CompatSettings)
+    fallbacks: FallbackSettings = field(default_factory=FallbackSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build and validate settings from a mapping (default: ``os.environ``)."""
-        reader = EnvReader(os.environ if env is None else env)
-        return cls(
-            routes=read_routes(reader),
-            forward_keys=reader.items(FORWARD_KEY.name, FORWARD_KEY.default),
-            allow_open_access=reader.flag(ALLOW_OPEN_ACCESS.name, ALLOW_OPEN_ACCESS.default),
-            proxy=reader.url(PROXY.name, PROXY.default),
-            timeout=reader.number(TIMEOUT.name, TIMEOUT.default, minimum=0.1),
-            pool_size=reader.integer(
-                UPSTREAM_POOL_SIZE.name, UPSTREAM_POOL_SIZE.default, minimum=0
+        """Build and validate settings from a mapping (default: ``os.environ``).
+
+        Every bad setting is reported at once: one SettingsError, one line each.
+        """
+        from .compat.legacy import translate
+
+        errors: list[str] = []
+        source = os.environ if env is None else env
+        try:
+            source = translate(source)
+        except SettingsError as exc:
+            errors.append(str(exc))
+        reader = EnvReader(source)
+        parts: dict[str, object] = {}
+        for name, read in cls._readers():
+            try:
+                parts[name] = read(reader)
+            except SettingsError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise SettingsError("\n".join(dict.fromkeys(errors)))
+        return cls(**parts, extra=dict(reader.env))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _readers() -> tuple[tuple[str, Callable[[EnvReader], object]], ...]:
+        """Each field and how it is read; each one's error is collected on its own."""
+        return (
+            ("routes", read_routes),
+            ("forward_keys", lambda r: r.items(FORWARD_KEY.name, FORWARD_KEY.default)),
+            (
+                "allow_open_access",
+                lambda r: r.flag(ALLOW_OPEN_ACCESS.name, ALLOW_OPEN_ACCESS.default),
             ),
-            pool_timeout=reader.number(POOL_TIMEOUT.name, POOL_TIMEOUT.default, minimum=0.01),
-            cors_origins=reader.items(CORS_ORIGINS.name, CORS_ORIGINS.default),
-            max_body_size=reader.size(MAX_BODY_SIZE.name, MAX_BODY_SIZE.default),
-            body_timeout=reader.number(BODY_TIMEOUT.name, BODY_TIMEOUT.default, minimum=0.1),
-            access_log=reader.flag(ACCESS_LOG.name, ACCESS_LOG.default),
-            host=reader.text(HOST.name, HOST.default),
-            port=reader.integer(PORT.name, PORT.default, minimum=0, maximum=65535),
-            workers=reader.integer(WORKERS.name, WORKERS.default, minimum=1, maximum=256),
-            client_ip=read_client_ip_settings(reader),
-            users=read_user_settings(reader),
-            providers=read_provider_settings(reader),
-            limits=read_limit_settings(reader),
-            resilience=read_resilience_settings(reader),
-            chatlog=read_chatlog_settings(reader),
-            extra=dict(reader.env),
+            ("proxy", lambda r: r.url(PROXY.name, PROXY.default)),
+            ("timeout", lambda r: r.number(TIMEOUT.name, TIMEOUT.default, minimum=0.1)),
+            (
+                "pool_size",
+                lambda r: r.integer(UPSTREAM_POOL_SIZE.name, UPSTREAM_POOL_SIZE.default, minimum=0),
+            ),
+            (
+                "pool_timeout",
+                lambda r: r.number(POOL_TIMEOUT.name, POOL_TIMEOUT.default, minimum=0.01),
+            ),
+            ("cors_origins", lambda r: r.items(CORS_ORIGINS.name, CORS_ORIGINS.default)),
+            ("max_body_size", lambda r: r.size(MAX_BODY_SIZE.name, MAX_BODY_SIZE.default)),
+            (
+                "body_timeout",
+                lambda r: r.number(BODY_TIMEOUT.name, BODY_TIMEOUT.default, minimum=0.1),
+            ),
+            ("access_log", lambda r: r.flag(ACCESS_LOG.name, ACCESS_LOG.default)),
+            ("host", lambda r: r.text(HOST.name, HOST.default)),
+            ("port", lambda r: r.integer(PORT.name, PORT.default, minimum=0, maximum=65535)),
+            (
+                "workers",
+                lambda r: r.integer(WORKERS.name, WORKERS.default, minimum=1, maximum=256),
+            ),
+            ("client_ip", read_client_ip_settings),
+            ("users", read_user_settings),
+            ("providers", read_provider_settings),
+            ("limits", read_limit_settings),
+            ("resilience", read_resilience_settings),
+            ("chatlog", read_chatlog_settings),
+            ("fallbacks", read_fallback_settings),
+            ("compat", read_compat_settings),
+            ("cache", read_cache_settings),
         )
 
     @property
@@ -240,6 +287,12 @@ def load_env(env_file: str | Path | None = None) -> dict[str, str]:
         values = {k: v for k, v in dotenv_values(path).items() if v is not None}
     values.update(os.environ)
     return values
+
+
+def env_file_names(env_file: str | Path | None = None) -> frozenset[str]:
+    """The names an env file sets (default `./.env`; none when it does not exist)."""
+    path = Path(env_file) if env_file is not None else Path(".env")
+    return frozenset(dotenv_values(path)) if path.is_file() else frozenset()
 
 
 def normalize_prefix(name: str, prefix: str) -> str:

@@ -31,6 +31,7 @@ from .types import Headers
 # aiohttp adds these unless told not to; the client's own values (or none) must go upstream.
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+MIN_IDLE = 300.0  # seconds between chunks when neither IDLE_TIMEOUT nor a larger TIMEOUT says
 
 
 class ExactRequest(aiohttp.ClientRequest):
@@ -119,7 +120,7 @@ class Upstream:
         timeouts = settings.resilience
         self.connect_timeout = timeouts.connect_timeout or settings.timeout
         self.first_byte_timeout = timeouts.first_byte_timeout
-        self.idle_timeout = timeouts.idle_timeout or settings.timeout
+        self.idle_timeout = timeouts.idle_timeout or idle_default(settings.timeout)
 
     async def __aenter__(self) -> Upstream:
         settings = self._settings
@@ -260,6 +261,12 @@ async def iter_body(
             yield chunk
     finally:
         watch.stop()
+
+
+def idle_default(timeout: float) -> float:
+    """The gap allowed between chunks when IDLE_TIMEOUT is unset: TIMEOUT, never below
+    MIN_IDLE (openai-forward users set TIMEOUT=6 for connecting; models pause longer)."""
+    return max(timeout, MIN_IDLE)
 
 
 class Deadline:

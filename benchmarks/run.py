@@ -1,7 +1,7 @@
 """Compare direct upstream, a bare passthrough and `aifd run`, in one run, on this machine.
 
     python benchmarks/run.py [--seconds 5] [--rounds 3] [--connections 32]
-                             [--variants aifd,aifd-limits,aifd-limits-redis]
+                             [--variants aifd,aifd-limits,aifd-cache-hit,aifd-cache-miss]
 
 Everything listens on 127.0.0.1; wrk (apt-get install wrk) generates the load. Rounds are
 interleaved (A B C A B C ...) so drift on a shared machine hits every target alike; the
@@ -36,6 +36,7 @@ LIMITS = {
     "REQ_RATE_LIMIT": "/v1/chat/completions=100000/minute",
     "TPM_LIMIT": "1000000000/minute",
 }
+CACHED = {"CACHE_ROUTES": "/v1/chat/completions", "DEFAULT_REQUEST_CACHING_VALUE": "true"}
 VARIANTS: dict[str, dict[str, str]] = {
     "aifd": {},
     "aifd-limits": LIMITS,
@@ -54,6 +55,11 @@ VARIANTS: dict[str, dict[str, str]] = {
         "LOG_CHAT": "true",
     },
     "aifd-no-access-log": {"ACCESS_LOG": "false"},
+    # Every request after the first answered from the cache (one entry for all clients).
+    "aifd-cache-hit": {**CACHED, "CACHE_SCOPE": "shared"},
+    # Every request a miss: the key, the lookup and the copy of the answer are paid, but no
+    # entry fits in one byte, and nobody waits for an identical request in flight.
+    "aifd-cache-miss": {**CACHED, "CACHE_MAX_BYTES": "1", "CACHE_WAIT": "0"},
 }
 
 

@@ -53,6 +53,8 @@ _OURS = (
     "MAX_BODY",
     "BODY_TIMEOUT",
     "ACCESS_LOG",
+    "CACHE_",
+    "DEFAULT_REQUEST_CACHING",
 )
 
 

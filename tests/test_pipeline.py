@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 from ai_forward.app import FEATURES, Gateway, fold
+from ai_forward.cache.hook import CacheHook
 from ai_forward.chatlog.hook import ChatLogHook
 from ai_forward.clientip import ClientIPHook
 from ai_forward.exchange import Exchange
 from ai_forward.keyhook import KeyHook
-from ai_forward.pipeline import Contribution, Planner, Shared
+from ai_forward.pipeline import Attempt, Contribution, Planner, Retrier, Shared
 from ai_forward.providers.hook import ProviderHook
 from ai_forward.ratelimit.hook import LimitHook
 from ai_forward.redact import Redactor
 from ai_forward.settings import Route, Settings
-from ai_forward.upstream import UpstreamRequest
+from ai_forward.upstream import UpstreamRequest, UpstreamResponse
 from ai_forward.users.hook import UsersHook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,10 +79,18 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     )
     gateway = Gateway(settings)
     kinds = [type(hook) for hook in gateway.forwarder.hooks]
-    assert kinds == [ClientIPHook, KeyHook, UsersHook, ProviderHook, LimitHook, ChatLogHook]
-    assert [prefix for prefix, _ in gateway.mounts] == ["/admin"]
+    assert kinds == [
+        ClientIPHook,
+        KeyHook,
+        UsersHook,
+        ProviderHook,
+        LimitHook,
+        ChatLogHook,
+        CacheHook,
+    ]
+    assert [prefix for prefix, _ in gateway.mounts] == ["/admin/cache", "/admin"]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 7
+    assert len(FEATURES) == 11
 
 
 class Named:
@@ -131,3 +141,36 @@ def test_fold_keeps_feature_order_and_wraps_each_planner_around_the_ones_before(
     request = pipeline.planner(ex)
     assert log == ["last", "first"]  # the later feature's planner is the outer one
     assert str(request.url) == "http://upstream.test/v1/models"  # the passthrough at the core
+
+
+def test_fold_wraps_the_retrier_with_a_later_features_outer_loop() -> None:
+    seen: list[str] = []
+
+    async def retrier(ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+        seen.append("retrier")
+        return await attempt()
+
+    def outer(inner: Retrier) -> Retrier:
+        async def walk(ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+            seen.append("outer")
+            return await inner(ex, attempt)
+
+        return walk
+
+    inner = Contribution(retrier=retrier)
+    wrapper = Contribution(wrap_retrier=outer)
+    shared = Shared({}, Redactor([]))
+    wrapped = fold([lambda s, sh: inner, lambda s, sh: wrapper], Settings(), shared)
+    alone = fold([lambda s, sh: wrapper], Settings(), shared)
+    assert wrapped.retrier is not None and alone.retrier is not None
+    answer = object()
+
+    async def attempt() -> UpstreamResponse:
+        seen.append("attempt")
+        return answer  # type: ignore[return-value]
+
+    assert asyncio.run(wrapped.retrier(None, attempt)) is answer  # type: ignore[arg-type]
+    assert seen == ["outer", "retrier", "attempt"]
+    seen.clear()
+    assert asyncio.run(alone.retrier(None, attempt)) is answer  # type: ignore[arg-type]
+    assert seen == ["outer", "attempt"]  # without a retrier: one attempt

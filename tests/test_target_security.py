@@ -413,3 +413,22 @@ def test_a_model_name_cannot_make_a_dot_segment_in_a_provider_url(
         sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
     assert "'..' segments" in caught.value.message
     assert providers.requests == [] and upstream.requests == []
+
+
+@pytest.mark.parametrize("target", ["//admin/users", "/admin//users", "///admin/users"])
+def test_admin_api_is_never_forwarded_whatever_the_spelling_of_its_path(
+    upstream: FakeUpstream, proxy_factory: Factory, tmp_path: object, target: str
+) -> None:
+    token = "admin-token-for-the-slash-test"
+    proxy = proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real-1",
+        ADMIN_TOKEN=token,
+        STORE_URL=f"sqlite:///{tmp_path}/users.db",
+    )
+    answer = send_raw(proxy.port, f"GET {target} HTTP/1.1", {"Authorization": f"Bearer {token}"})
+    assert answer.status == 200
+    assert orjson.loads(answer.body) == {"object": "list", "data": []}
+    refused = send_raw(proxy.port, f"GET {target} HTTP/1.1", {"Authorization": "Bearer wrong"})
+    assert refused.status == 401
+    assert upstream.requests == []

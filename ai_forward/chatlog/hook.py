@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..exchange import Exchange, StateKey
+from ..exchange import MODEL_OVERRIDE, Exchange, StateKey
 from ..observe import stream_usage
 from ..pipeline import NOTHING, Contribution, Shared
 from ..settings import Settings
@@ -91,7 +91,9 @@ def build_record(
         "client_ip": ex.client_ip,
         "key": ex.key.fingerprint if ex.key else None,
         "user": ex.principal.name if ex.principal else None,
-        "model": body.get("model") if isinstance(body.get("model"), str) else None,
+        # The model that answered: a fallback's when the one asked for failed.
+        "model": ex.get(MODEL_OVERRIDE)
+        or (body.get("model") if isinstance(body.get("model"), str) else None),
         "params": params,
     }
     for name in CONTENT_FIELDS:
@@ -106,6 +108,8 @@ def build_record(
         duration_ms=round((outcome.ended - ex.started) * 1000, 1),
         attempts=outcome.attempts,
     )
+    if outcome.cache == "hit":
+        record["cache"] = "hit"
     # A stream's reply is reassembled by the writer thread (see reassemble.py).
     return record if outcome.stream is not None else add_reply(record, outcome.reply)
 

@@ -14,8 +14,8 @@ def add_reply(record: dict[str, Any], reply: dict[str, Any] | None) -> dict[str,
     """`record` with its reply, and its usage and completeness as the reply tells them."""
     record["reply"] = reply
     usage = reply.get("usage") if reply else None
-    if isinstance(usage, dict):
-        record["usage"] = usage
+    if record.get("usage") is None and isinstance(usage, dict):
+        record["usage"] = usage  # what the request path read wins (a cache hit costs none)
     if not record["complete"] and record["error"] == DISCONNECTED and reply_finished(reply):
         # SDKs close the connection as soon as they read `[DONE]`: nothing was lost.
         record["complete"], record["error"] = True, None

@@ -3,8 +3,9 @@
 Streamed, the chunks of every model interleave as they arrive, each with its
 own `model` and with `index` = the model's position; one `[DONE]` ends it.
 Not streamed, `choices` holds one entry per model in order. A model that fails
-shows up as its own choice with `finish_reason: "error"` and an `error`; the
-others are not affected.
+(after its FALLBACKS, each asked in turn while no byte of it has come) shows up
+as its own choice with `finish_reason: "error"` and an `error`; the others are
+not affected. A choice's `model` is the model that answered it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import aiohttp
 import orjson
 
 from ..errors import GatewayError
-from ..exchange import Exchange
+from ..exchange import FALLBACKS_OF, Exchange
+from ..fallbacks.verdict import fallback_reason, worth_reading
 from ..pipeline import Planner
 from ..sse import DONE, EventTooLarge, SSEDecoder, encode_event
 from ..upstream import Upstream, UpstreamRequest, UpstreamResponse
@@ -28,6 +30,8 @@ from .reply import SSE_TYPE, Reply, read_all
 from .router import Router, Target, include_usage
 
 QUEUE_SIZE = 64
+# One model's requests: its own, then its fallbacks', each with the model it asks for.
+Chain = list[tuple[str, UpstreamRequest]]
 
 
 class FanOut:
@@ -44,16 +48,29 @@ class FanOut:
                 **(body.get("stream_options") or {}),
                 "include_usage": True,
             }
-        requests = [self.router.plan(ex, t, {**sub_body, "model": t.model}) for t in self.targets]
+        chains = [self.chain(ex, t, sub_body) for t in self.targets]
         names = [t.model for t in self.targets]
 
         async def compose(upstream: Upstream) -> UpstreamResponse:
             if stream:
-                merged = MergedStream(upstream, requests, names, include_usage(body))
+                merged = MergedStream(upstream, chains, names, include_usage(body))
                 return Reply(200, [SSE_TYPE], merged.events(), merged)
-            return await merge_replies(upstream, requests, names)
+            return await merge_replies(upstream, chains, names)
 
-        return dataclasses.replace(requests[0], route="fan-out", compose=compose)
+        return dataclasses.replace(chains[0][0][1], route="fan-out", compose=compose)
+
+    def chain(self, ex: Exchange, target: Target, body: JSON) -> Chain:
+        """The requests for `target`'s model and its fallbacks this exchange may use;
+        a fallback its provider cannot take is left out."""
+        chain = [(target.model, self.router.plan(ex, target, {**body, "model": target.model}))]
+        fallbacks = ex.get(FALLBACKS_OF)
+        for model in fallbacks(target.model) if fallbacks is not None else ():
+            try:
+                other = self.router.target(ex, model, self.router.provider_for(model))
+                chain.append((model, self.router.plan(ex, other, {**body, "model": model})))
+            except GatewayError:
+                continue
+        return chain
 
 
 def error_of(status: int, body: bytes) -> JSON:
@@ -73,6 +90,15 @@ def add_usage(total: JSON | None, usage: Any) -> JSON | None:
     return total
 
 
+async def ask_chain(upstream: Upstream, chain: Chain) -> tuple[str, int, bytes]:
+    """The first answer in `chain` no later model should replace, and who gave it."""
+    for step, (model, request) in enumerate(chain):
+        status, body = await ask(upstream, request)
+        if step == len(chain) - 1 or not fallback_reason(status, body):
+            return model, status, body
+    raise AssertionError("unreachable: a chain holds at least one request")
+
+
 async def ask(upstream: Upstream, request: UpstreamRequest) -> tuple[int, bytes]:
     try:
         response = await upstream.send(request)
@@ -88,12 +114,13 @@ async def ask(upstream: Upstream, request: UpstreamRequest) -> tuple[int, bytes]
 
 
 async def merge_replies(
-    upstream: Upstream, requests: list[UpstreamRequest], names: list[str]
+    upstream: Upstream, chains: list[Chain], names: list[str]
 ) -> UpstreamResponse:
-    answers = await asyncio.gather(*(ask(upstream, r) for r in requests))
+    answered = await asyncio.gather(*(ask_chain(upstream, c) for c in chains))
+    answers = [(status, body) for _, status, body in answered]
     choices: list[JSON] = []
     usage: JSON | None = None
-    for index, (name, (status, body)) in enumerate(zip(names, answers, strict=True)):
+    for index, (name, status, body) in enumerate(answered):
         reply = loads_object(body) if status < 400 else None
         if reply is None or not isinstance(reply.get("choices"), list) or not reply["choices"]:
             choices.append(error_choice(index, name, error_of(status, body)))
@@ -128,11 +155,11 @@ class MergedStream:
     """Pumps every model's stream into one bounded queue and emits their events in turn."""
 
     def __init__(
-        self, upstream: Upstream, requests: list[UpstreamRequest], names: list[str], usage: bool
+        self, upstream: Upstream, chains: list[Chain], names: list[str], usage: bool
     ) -> None:
         self.upstream = upstream
-        self.requests = requests
-        self.names = names
+        self.chains = chains
+        self.names = list(names)  # each becomes the model that answers
         self.include_usage = usage
         self.queue: asyncio.Queue[tuple[int, JSON | None]] = asyncio.Queue(QUEUE_SIZE)
         self.tasks: list[asyncio.Task[None]] = []
@@ -140,13 +167,36 @@ class MergedStream:
         self.id = f"chatcmpl-fanout-{time.time_ns()}"
         self.created = int(time.time())
 
+    async def answer(self, index: int) -> UpstreamResponse | JSON:
+        """The first streamed answer of the model's chain, else the last error."""
+        chain = self.chains[index]
+        error: JSON = {}
+        for step, (model, request) in enumerate(chain):
+            last = step == len(chain) - 1
+            try:
+                response = await self.upstream.send(request)
+            except GatewayError as err:
+                error = {"error": error_of(err.status, err.body())}
+                continue
+            if response.status < 400 or (last and not worth_reading(response.status)):
+                self.names[index] = model
+                return response
+            try:
+                body = await read_all(response, 64 * 1024)
+            finally:
+                response.close()
+            error = {"error": error_of(response.status, body)}
+            if not fallback_reason(response.status, body):
+                break
+        return error
+
     async def pump(self, index: int) -> None:
-        try:
-            response = await self.upstream.send(self.requests[index])
-        except GatewayError as err:
-            await self.queue.put((index, {"error": error_of(err.status, err.body())}))
+        answer = await self.answer(index)
+        if isinstance(answer, dict):
+            await self.queue.put((index, answer))
             await self.queue.put((index, None))
             return
+        response = answer
         try:
             if response.status >= 400:
                 body = await read_all(response, 64 * 1024)
@@ -180,7 +230,7 @@ class MergedStream:
         return encode_event(payload)
 
     async def events(self) -> AsyncIterator[bytes]:
-        self.tasks = [asyncio.create_task(self.pump(i)) for i in range(len(self.requests))]
+        self.tasks = [asyncio.create_task(self.pump(i)) for i in range(len(self.chains))]
         usage: JSON | None = None
         try:
             running = len(self.tasks)

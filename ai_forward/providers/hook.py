@@ -12,11 +12,12 @@ decision, the planner below plans the request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from ..body import form_values
 from ..errors import InvalidRequest, UnsupportedFeature
-from ..exchange import Exchange, StateKey
+from ..exchange import MODEL_OVERRIDE, Exchange, StateKey
 from ..pipeline import Contribution, Planner, Shared
 from ..settings import Settings
 from ..upstream import UpstreamRequest
@@ -36,6 +37,8 @@ class Decision(Protocol):
 
 
 DECISION = StateKey[Decision]("provider decision")
+# The decision for the model override (a fallback), and the model it was made for.
+_OVERRIDDEN = StateKey[tuple[str, Decision | None]]("provider decision for the override")
 
 
 class SingleModel:
@@ -44,7 +47,10 @@ class SingleModel:
         self.target = target
 
     def plan(self, ex: Exchange, below: Planner) -> UpstreamRequest:
-        return self.router.plan(ex, self.target, ex.json() or {}, track=True)
+        body = ex.json() or {}
+        if body.get("model") != self.target.model:  # a fallback model
+            body = {**body, "model": self.target.model}
+        return self.router.plan(ex, self.target, body, track=True)
 
 
 class ProviderHook:
@@ -119,16 +125,42 @@ class ProviderHook:
         return None
 
 
-def provider_planner(below: Planner) -> Planner:
-    def plan(ex: Exchange) -> UpstreamRequest:
-        decision = ex.get(DECISION)
-        return decision.plan(ex, below) if decision is not None else below(ex)
+def decide_override(router: Router, ex: Exchange, model: str) -> Decision | None:
+    """Where the override model goes (None: the planner below); raises if it cannot go."""
+    made = ex.get(_OVERRIDDEN)
+    if made is not None and made[0] == model:
+        return made[1]
+    name = router.provider_for(model)
+    decision: Decision | None = None
+    if name != "openai":
+        target = router.target(ex, model, name)
+        router.plan(ex, target, {**(ex.json() or {}), "model": model}, dry=True)
+        decision = SingleModel(router, target)
+    ex.set(_OVERRIDDEN, (model, decision))
+    return decision
 
-    return plan
+
+def provider_planner(router: Router) -> Callable[[Planner], Planner]:
+    def wrap(below: Planner) -> Planner:
+        def plan(ex: Exchange) -> UpstreamRequest:
+            model = ex.get(MODEL_OVERRIDE)
+            decision = ex.get(DECISION) if model is None else decide_override(router, ex, model)
+            return decision.plan(ex, below) if decision is not None else below(ex)
+
+        return plan
+
+    return wrap
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
     """The provider hook, and the translating planner in front of the one below it."""
     router = Router(settings, shared.rings)
-    hook = ProviderHook(router, HostSelector(settings.providers.hosts), ModelListing(router))
-    return Contribution(hooks=(hook,), wrap_planner=provider_planner)
+    main = settings.routes[0]
+    # A main route left at its default, with no keys, is no source when providers are set.
+    unset = not main.keys and "OPENAI_BASE_URL" not in settings.extra
+    providers = settings.providers
+    only_providers = bool(providers.azure or providers.anthropic_keys or providers.gemini_keys)
+    skip = frozenset({main.prefix}) if unset and only_providers else frozenset()
+    listing = ModelListing(router, skip)
+    hook = ProviderHook(router, HostSelector(settings.providers.hosts), listing)
+    return Contribution(hooks=(hook,), wrap_planner=provider_planner(router))

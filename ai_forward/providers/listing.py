@@ -21,8 +21,12 @@ from .router import Router
 
 
 class ModelListing:
-    def __init__(self, router: Router) -> None:
+    """`skip`: route prefixes whose own upstream is not asked (one nobody configured, when
+    only providers such as Azure are: the client's key must not go there)."""
+
+    def __init__(self, router: Router, skip: frozenset[str] = frozenset()) -> None:
         self.router = router
+        self.skip = skip
 
     @property
     def active(self) -> bool:
@@ -45,9 +49,11 @@ class ModelListing:
     def requests(self, ex: Exchange, below: Planner) -> list[UpstreamRequest]:
         own = below(ex)
         identity = [(n, v) for n, v in own.headers if n != b"accept-encoding"]
-        requests = [
-            dataclasses.replace(own, headers=[*identity, (b"accept-encoding", b"identity")])
-        ]
+        requests = []
+        if ex.route.prefix not in self.skip:
+            requests.append(
+                dataclasses.replace(own, headers=[*identity, (b"accept-encoding", b"identity")])
+            )
         for name in sorted(self.router.active & set(self.router.routes)):
             route = self.router.routes[name]
             key = self.router.key(ex, self.router.route_rings.get(route.prefix))
@@ -75,7 +81,7 @@ class ModelListing:
                     data.append(entry)
             return Reply.json(200, orjson.dumps({"object": "list", "data": data}))
 
-        return dataclasses.replace(requests[0], compose=compose)
+        return dataclasses.replace(requests[0] if requests else below(ex), compose=compose)
 
 
 def may_use(allowed: tuple[str, ...], model: Any) -> bool:

@@ -64,6 +64,10 @@ class Router:
         self.settings = p
         self.providers = registry(p.anthropic_version)
         self.open = not settings.forward_keys
+        # azure-openai-proxy's AZURE_OPENAI_TOKEN: without forward keys (open access, which
+        # start-up allows only on loopback or with ALLOW_OPEN_ACCESS), the Azure key goes
+        # upstream whatever key the client sent.
+        self.azure_token = settings.compat.azure_token and self.open
         self.routes = {route.name: route for route in settings.routes}
         self.route_rings = rings
         self.rings = {
@@ -143,6 +147,8 @@ class Router:
             key: str | None = credential.key  # a retry: the key rotation may have moved it
         else:
             key = None if dry else self.key(ex, ring)
+            if key is not None and target.azure is not None and self.azure_token and ring:
+                key = ring.next()
         if track and key is not None and ring is not None and ex.key_kind is not KeyKind.RELAY:
             # The exchange's credential: a 401/429 on it cools it down and rotates the ring.
             ex.credential = Credential(ring, key)

@@ -14,6 +14,12 @@ DEFAULT_ANTHROPIC_MODELS = "claude-opus-4-1,claude-sonnet-4-5,claude-3-5-haiku-l
 DEFAULT_GEMINI_MODELS = "gemini-2.5-pro,gemini-2.5-flash,gemini-2.0-flash"
 
 Keys = tuple[str, ...]
+# Azure deployment names cannot hold dots: azure-openai-proxy's built-in pairs, which
+# AZURE_OPENAI_MODEL_MAPPER's own pairs override.
+AZURE_BUILTIN_MAPPER = (
+    ("gpt-3.5-turbo", "gpt-35-turbo"),
+    ("gpt-3.5-turbo-0301", "gpt-35-turbo-0301"),
+)
 MODEL_ROUTES: Setting[str | None] = Setting(
     "MODEL_ROUTES",
     None,
@@ -68,7 +74,8 @@ AZURE_OPENAI_API_VERSION = Setting(
 AZURE_OPENAI_MODEL_MAPPER: Setting[str | None] = Setting(
     "AZURE_OPENAI_MODEL_MAPPER",
     None,
-    "model=deployment pairs, comma-separated; other models use their name as deployment",
+    "model=deployment pairs, comma-separated, besides the built-in gpt-3.5-turbo=gpt-35-turbo "
+    "and gpt-3.5-turbo-0301=gpt-35-turbo-0301; other models use their name as deployment",
 )
 HOST_ALLOWLIST: Setting[Keys] = Setting(
     "HOST_ALLOWLIST", (), "hosts the X-Host-Final header may select, comma-separated"
@@ -182,7 +189,8 @@ def read_provider_settings(reader: EnvReader) -> ProviderSettings:
         azure_api_version=reader.text(
             AZURE_OPENAI_API_VERSION.name, AZURE_OPENAI_API_VERSION.default
         ),
-        azure_model_mapper=_pairs(reader, AZURE_OPENAI_MODEL_MAPPER.name, ","),
+        azure_model_mapper=AZURE_BUILTIN_MAPPER
+        + _pairs(reader, AZURE_OPENAI_MODEL_MAPPER.name, ","),
         hosts=read_hosts(reader),
     )
 

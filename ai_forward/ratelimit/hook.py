@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import RateLimited
-from ..exchange import Exchange, StateKey
+from ..exchange import KEY_LEVEL, Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
 from ..pipeline import Contribution, Shared
@@ -114,7 +114,7 @@ class LimitHook:
             rates = [
                 item.amount / item.get_expiry()
                 for rule in settings.pace
-                if rule.matches(ex.path)
+                if rule.matches(ex.path, ex.get(KEY_LEVEL) or 0)
                 for item in rule.limits
             ]
             if rates and is_streamed(ex):
@@ -226,10 +226,11 @@ def client_limits(ex: Exchange, kind: str, per_user: int | None, rules: RuleLimi
         return []
     client = ex.client_id
     path = ex.path
+    level = ex.get(KEY_LEVEL) or 0
     return [
         Limit(limit.amount, limit.window, limit.key + client, limit.name)
         for rule, limit in rules
-        if rule.matches(path)
+        if rule.matches(path, level)
     ]
 
 

@@ -69,8 +69,11 @@ class LimitRule:
 
     pattern: str
     limits: tuple[RateLimitItem, ...]
+    level: int | None = None  # openai-forward's level form: only for keys of this level
 
-    def matches(self, path: str) -> bool:
+    def matches(self, path: str, level: int = 0) -> bool:
+        if self.level is not None and self.level != level:
+            return False
         if self.pattern == "*":
             return True
         if self.pattern.endswith("*"):
@@ -144,14 +147,14 @@ def parse_rules(name: str, value: str | None) -> tuple[LimitRule, ...]:
         return ()
     pairs = _json_pairs(name, value) if value[:1] in "{[" else _text_pairs(value)
     rules = []
-    for pattern, text in pairs:
+    for pattern, text, level in pairs:
         if pattern != "*" and not pattern.startswith("/"):
             raise SettingsError(
                 f"{name}={value!r}: {pattern!r} is not a path (start it with /); expected "
                 + _RULES_FORM
             )
         try:
-            rules.append(LimitRule(pattern, parse_limits(name, text)))
+            rules.append(LimitRule(pattern, parse_limits(name, text), level))
         except SettingsError:
             raise SettingsError(
                 f"{name}={value!r}: {text!r} is not a limit; expected {_RULES_FORM}, "
@@ -160,42 +163,49 @@ def parse_rules(name: str, value: str | None) -> tuple[LimitRule, ...]:
     return tuple(rules)
 
 
-def _text_pairs(value: str) -> list[tuple[str, str]]:
-    pairs = []
+Rule = tuple[str, str, int | None]  # path pattern, limits, level (None: every level)
+
+
+def _text_pairs(value: str) -> list[Rule]:
+    pairs: list[Rule] = []
     for entry in value.split(";"):
         if not entry.strip():
             continue
         path, sep, text = entry.partition("=")
-        pairs.append((path.strip(), text.strip()) if sep else ("*", entry.strip()))
+        pairs.append((path.strip(), text.strip(), None) if sep else ("*", entry.strip(), None))
     return pairs
 
 
-def _json_pairs(name: str, value: str) -> list[tuple[str, str]]:
+def _json_pairs(name: str, value: str) -> list[Rule]:
+    """openai-forward's JSON forms: {"path": "limit"}, {"path": [{"level": 0, "limit": ...}]}
+    and [{"route": "path", "value": "limit" or [levels]}]."""
     try:
         data: Any = orjson.loads(value)
     except orjson.JSONDecodeError:
         raise SettingsError(f"{name}: not valid JSON; expected {_RULES_FORM}") from None
-    if isinstance(data, dict) and all(isinstance(v, str) for v in data.values()):
-        return [(str(k), v) for k, v in data.items()]
-    pairs = []
-    # openai-forward's list form: [{"route": "/v1/chat/completions", "value": [{"level": 0,
-    # "limit": "100/2minutes"}]}]; level 0 is the limit for everyone.
-    for entry in data if isinstance(data, list) else [None]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("route"), str):
-            raise SettingsError(f"{name}={value!r}: expected {_RULES_FORM}")
-        limit = entry.get("value")
-        if isinstance(limit, list):
-            levels = [
-                v.get("limit")
-                for v in limit
-                if isinstance(v, dict) and v.get("level", 0) in (0, "0")
-            ]
-            limit = levels[0] if levels else None
-        if not isinstance(limit, str):
-            raise SettingsError(
-                f"{name}: route {entry['route']!r} has no level-0 limit; expected {_RULES_FORM}"
-            )
-        pairs.append((entry["route"], limit))
+    if isinstance(data, dict):
+        entries = [(k, v) for k, v in data.items()]
+    elif isinstance(data, list) and all(
+        isinstance(e, dict) and isinstance(e.get("route"), str) for e in data
+    ):
+        entries = [(e["route"], e.get("value")) for e in data]
+    else:
+        raise SettingsError(f"{name}={value!r}: expected {_RULES_FORM}")
+    pairs: list[Rule] = []
+    for route, limit in entries:
+        if isinstance(limit, str):
+            pairs.append((str(route), limit, None))
+            continue
+        levels = limit if isinstance(limit, list) else [None]
+        for entry in levels:
+            level = entry.get("level", 0) if isinstance(entry, dict) else None
+            text = entry.get("limit") if isinstance(entry, dict) else None
+            if not isinstance(text, str) or not str(level).isdigit():
+                raise SettingsError(
+                    f"{name}: route {route!r}: expected a limit string or a list such as "
+                    f'[{{"level": 0, "limit": "100/2minutes"}}]; {_RULES_FORM}'
+                )
+            pairs.append((str(route), text, int(str(level))))
     return pairs
 
 

@@ -31,7 +31,10 @@ FIRST_BYTE_TIMEOUT = Setting(
     "FIRST_BYTE_TIMEOUT", 600.0, "seconds from sending a request to the upstream's answer"
 )
 IDLE_TIMEOUT: Setting[float | None] = Setting(
-    "IDLE_TIMEOUT", None, "seconds: longest gap between chunks of an upstream body", shown="TIMEOUT"
+    "IDLE_TIMEOUT",
+    None,
+    "seconds: longest gap between chunks of an upstream body (unset: TIMEOUT, at least 300)",
+    shown="300",
 )
 SHUTDOWN_GRACE = Setting(
     "SHUTDOWN_GRACE", 30.0, "seconds in-flight requests may take to finish after SIGTERM"

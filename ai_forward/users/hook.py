@@ -18,7 +18,7 @@ from loguru import logger
 
 from ..body import UnreadableBody, form_values
 from ..errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthorized
-from ..exchange import Exchange, Principal, StateKey
+from ..exchange import MODEL_OVERRIDE, Exchange, Principal, StateKey
 from ..keys import Credential, KeyKind, KeyRing
 from ..observe import stream_usage
 from ..observe.tokens import usage_or_count
@@ -88,7 +88,8 @@ class UsersHook:
             return
         name, asked = user
         reply = ex.outcome.reply
-        model = asked or (reply.get("model") if reply else None) or "-"
+        # A fallback's usage counts on the model that answered, not the one asked for.
+        model = ex.get(MODEL_OVERRIDE) or asked or (reply.get("model") if reply else None) or "-"
         self.usage.count(name, str(model), received(ex))
 
 

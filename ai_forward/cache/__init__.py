@@ -1,0 +1,1 @@
+"""The response cache: identical requests answered locally (see README, "Response cache")."""
