@@ -90,7 +90,11 @@ class RedisCluster:
     `url` is its redis+cluster:// address."""
 
     def __init__(self) -> None:
-        self.nodes = [RedisServer("--cluster-enabled", "yes") for _ in range(3)]
+        # The bus port is the port + 10000 unless named: a free one, named.
+        self.nodes = [
+            RedisServer("--cluster-enabled", "yes", "--cluster-port", str(free_port()))
+            for _ in range(3)
+        ]
         hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
         self.url = f"redis+cluster://{hosts}"
 
