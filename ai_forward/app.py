@@ -3,17 +3,20 @@
 FEATURES below is the only place the order is written. Each feature returns its
 contribution (see `pipeline.py`); `fold` puts them together in that order:
 
- 1. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
- 2. key swap     `keyhook.py`      forward key (or open access) → the route's real key
- 3. levels       `compat/`         openai-forward's levels: the key's level picks keys, models
- 4. retries      `resilience/`     the retrier: retries, key rotation on 401/429
- 5. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
- 6. users        `users/`          issued keys → a user and its limits; `/admin`
- 7. admin URLs   `compat/`         ai-proxy-cloudflare's /<TOKEN>/register/... as /admin calls
- 8. providers    `providers/`      model → provider; its planner wraps the ones below
- 9. limits       `ratelimit/`      request and token limits, stream pacing
-10. chat log     `chatlog/`        records of each chat exchange
-11. cache        `cache/`          answers repeated requests locally; last, so limits count hits
+ 1. metrics      `ops/`            counts every request (it sees each one whole); `/metrics`
+ 2. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
+ 3. key swap     `keyhook.py`      forward key (or open access) → the route's real key
+ 4. levels       `compat/`         openai-forward's levels: the key's level picks keys, models
+ 5. retries      `resilience/`     the retrier: retries, key rotation on 401/429
+ 6. fallbacks    `fallbacks/`      the next model of a chain when one fails (wraps the retrier)
+ 7. users        `users/`          issued keys → a user and its limits; `/admin`
+ 8. admin URLs   `compat/`         ai-proxy-cloudflare's /<TOKEN>/register/... as /admin calls
+ 9. providers    `providers/`      model → provider; its planner wraps the ones below
+10. limits       `ratelimit/`      request and token limits, stream pacing
+11. chat log     `chatlog/`        records of each chat exchange
+12. cache        `cache/`          answers repeated requests locally; last, so limits count hits
+
+The gateway itself answers `/healthz` (alive) and `/readyz` (the features' probes).
 
 Each hook's `before` runs in this order, each `after` in reverse. The lifespan
 enters the upstream session, the access log, the features' resources in this
@@ -42,7 +45,20 @@ from .exchange import Hook
 from .fallbacks import hook as fallbacks
 from .forward import Forwarder, plan_passthrough
 from .keys import KeyRing
-from .pipeline import Alias, Feature, Planner, Resource, Retrier, Shared, call_once
+from .ops import banner
+from .ops import hook as ops
+from .ops.readiness import check_all, send_readiness
+from .pipeline import (
+    Alias,
+    Feature,
+    Planner,
+    Probe,
+    Reporter,
+    Resource,
+    Retrier,
+    Shared,
+    call_once,
+)
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor
@@ -54,6 +70,7 @@ from .upstream import Upstream
 from .users import hook as users
 
 FEATURES: tuple[Feature, ...] = (
+    ops.install,
     clientip.install,
     keyhook.install,
     compat_levels.install,
@@ -76,7 +93,10 @@ class Gateway:
     forwarding."""
 
     def __init__(
-        self, settings: Settings, on_startup_failure: Callable[[str], None] | None = None
+        self,
+        settings: Settings,
+        on_startup_failure: Callable[[str], None] | None = None,
+        log: AccessLog | None = None,
     ) -> None:
         self.settings = settings
         self.on_startup_failure = on_startup_failure
@@ -85,8 +105,9 @@ class Gateway:
         rings = {route.prefix: KeyRing(route.keys) for route in settings.routes if route.keys}
         # Masks every real key in upstream answers and chat logs; built once, shared.
         self.redactor = Redactor.for_settings(settings)
-        access_log = AccessLog() if settings.access_log else None
+        access_log = log or (AccessLog() if settings.access_log else None)
         pipeline = fold(FEATURES, settings, Shared(rings, self.redactor))
+        self.probes = pipeline.probes
         # Entered by the lifespan in order (exited in reverse), after the upstream session.
         self.resources: list[Resource] = [
             *((access_log,) if access_log else ()),
@@ -104,6 +125,7 @@ class Gateway:
             access_log=access_log,
             planner=pipeline.planner,
             retrier=pipeline.retrier,
+            reporters=pipeline.reporters,
         )
         self.resources.append(self.forwarder.bodies)
 
@@ -118,11 +140,11 @@ class Gateway:
             self._upstream = await stack.enter_async_context(Upstream(self.settings, self.redactor))
             for resource in self.resources:
                 await stack.enter_async_context(resource)
-            logger.info(
-                "ai-forward {} routes: {}",
-                __version__,
-                ", ".join(f"{r.prefix} -> {r.base_url}" for r in self.table.routes),
-            )
+            checks = await check_all(self.probes)
+            logger.info("{}", banner.describe(self.settings, __version__, checks))
+            for name, result in checks.items():
+                if result != "ok":
+                    logger.error("not ready at start-up: {}: {}", name, result)
             # Everything built so far lives as long as the process: keep it out of the
             # collector's scans, and collect the young generation less often (the request
             # path allocates many short-lived objects and frees nearly all of them).
@@ -141,6 +163,8 @@ class Gateway:
                 path = collapse_slashes(path)
             if path == "/healthz":
                 await send_health(send)
+            elif path == "/readyz":
+                await send_readiness(send, self.probes)
             else:
                 for alias in self.aliases:
                     found = alias(scope)
@@ -174,6 +198,8 @@ class Pipeline:
     planner: Planner
     retrier: Retrier | None
     mounts: tuple[tuple[str, ASGIApp], ...]
+    probes: tuple[Probe, ...] = ()
+    reporters: tuple[Reporter, ...] = ()
     aliases: tuple[Alias, ...] = ()
 
 
@@ -183,6 +209,8 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
     hooks: list[Hook] = []
     resources: list[Resource] = []
     mounts: list[tuple[str, ASGIApp]] = []
+    probes: list[Probe] = []
+    reporters: list[Reporter] = []
     aliases: list[Alias] = []
     planner: Planner = plan_passthrough
     retrier: Retrier | None = None
@@ -191,6 +219,8 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
         hooks += part.hooks
         resources += part.resources
         mounts += part.mounts
+        probes += part.probes
+        reporters += part.reporters
         aliases += part.aliases
         if part.wrap_planner is not None:
             planner = part.wrap_planner(planner)
@@ -200,11 +230,22 @@ def fold(features: Sequence[Feature], settings: Settings, shared: Shared) -> Pip
             retrier = part.retrier
         if part.wrap_retrier is not None:
             retrier = part.wrap_retrier(retrier or call_once)
-    return Pipeline(tuple(hooks), tuple(resources), planner, retrier, tuple(mounts), tuple(aliases))
+    return Pipeline(
+        tuple(hooks),
+        tuple(resources),
+        planner,
+        retrier,
+        tuple(mounts),
+        probes=tuple(probes),
+        reporters=tuple(reporters),
+        aliases=tuple(aliases),
+    )
 
 
 def create_app(
-    settings: Settings | None = None, on_startup_failure: Callable[[str], None] | None = None
+    settings: Settings | None = None,
+    on_startup_failure: Callable[[str], None] | None = None,
+    log: AccessLog | None = None,
 ) -> ASGIApp:
     """The gateway as an ASGI app; `settings` default to the environment.
 
@@ -212,7 +253,7 @@ def create_app(
     (the server is then only told that it did); else the server shows that reason.
     """
     settings = settings or Settings.from_env()
-    app: ASGIApp = Gateway(settings, on_startup_failure)
+    app: ASGIApp = Gateway(settings, on_startup_failure, log)
     if settings.cors_origins:
         app = CORS(app, settings.cors_origins)
     return app

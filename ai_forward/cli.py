@@ -6,9 +6,13 @@ and `aifd convert` never import the server.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -22,23 +26,41 @@ from .preflight import example_secrets, inline_comments
 from .settings import HOST, PORT, WORKERS, Settings, env_file_names, load_env
 from .settings_doc import KNOWN, SETTINGS, settings_help
 from .users.cli import users_cli
+from .users.hosts_cli import hosts_cli
 
 cli = typer.Typer(
     name="aifd",
     help="ai-forward: an LLM API gateway for OpenAI-style clients.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="markdown",
     # A traceback with local variables would print the settings, real keys included.
     pretty_exceptions_show_locals=False,
 )
 _err = Console(stderr=True)
 cli.add_typer(users_cli)
+cli.add_typer(hosts_cli)
 cli.add_typer(cache_cli)
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"aifd {__version__}")
+        raise typer.Exit()
+
+
 @cli.callback()
-def _commands() -> None:
+def _commands(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=show_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
     """ai-forward: an LLM API gateway for OpenAI-style clients."""
 
 
@@ -151,23 +173,13 @@ def convert(
     _err.print(summary(result, output), highlight=False, soft_wrap=True)
 
 
-def quiet_tracebacks() -> None:
-    """Logged tracebacks show no local variables (they would hold the real keys).
-
-    The environment variables reach worker processes, whose loguru starts afresh.
-    """
-    from loguru import logger
-
-    os.environ["LOGURU_DIAGNOSE"] = "NO"
-    os.environ["LOGURU_BACKTRACE"] = "NO"
-    logger.remove()
-    logger.add(sys.stderr, diagnose=False, backtrace=False)
-
-
 def serve(settings: Settings, env: dict[str, str]) -> None:
     import uvicorn
 
-    quiet_tracebacks()
+    from .ops import logs
+
+    writer = logs.writer_for(settings)
+    logs.install(settings.ops, writer)  # loguru, in LOG_FORMAT, tracebacks without locals
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
@@ -175,7 +187,8 @@ def serve(settings: Settings, env: dict[str, str]) -> None:
         "proxy_headers": False,
         "server_header": False,
         "date_header": False,
-        "log_level": "info",
+        "log_level": settings.ops.log_level.lower(),
+        "log_config": logs.uvicorn_log_config(settings.ops),
         "timeout_keep_alive": 30,
         # On SIGTERM: stop accepting, let in-flight requests and streams finish, then close.
         "timeout_graceful_shutdown": settings.resilience.shutdown_grace,
@@ -187,7 +200,13 @@ def serve(settings: Settings, env: dict[str, str]) -> None:
     if settings.workers > 1:
         # Workers are fresh processes: they rebuild the same settings from this environment.
         os.environ.update(env)
-        uvicorn.run("ai_forward.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+        with metrics_dir(settings):
+            uvicorn.run(
+                "ai_forward.ops.logs:served_app",
+                factory=True,
+                workers=settings.workers,
+                **options,  # type: ignore[arg-type]
+            )
     else:
         from .app import create_app
 
@@ -195,12 +214,29 @@ def serve(settings: Settings, env: dict[str, str]) -> None:
         # bad setting: one line and the same exit code.
         failures: list[str] = []
         try:
-            uvicorn.run(create_app(settings, failures.append), **options)  # type: ignore[arg-type]
+            uvicorn.run(create_app(settings, failures.append, writer), **options)  # type: ignore[arg-type]
         except SystemExit:
             if not failures:
                 raise
         if failures:
             fail(failures[0])
+
+
+@contextlib.contextmanager
+def metrics_dir(settings: Settings) -> Iterator[None]:
+    """A directory where the workers publish their metrics, removed when they are done."""
+    if not settings.ops.metrics:
+        yield
+        return
+    from .ops.workers import METRICS_DIR_ENV
+
+    where = tempfile.mkdtemp(prefix="aifd-metrics-")
+    os.environ[METRICS_DIR_ENV] = where
+    try:
+        yield
+    finally:
+        os.environ.pop(METRICS_DIR_ENV, None)
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from .body import UnreadableBody, is_form, may_be_json, parse_object
+from .errors import GatewayError
 from .keys import Credential, KeyKind, PresentedKey
 from .settings import Route
 from .types import Headers, Scope
@@ -60,6 +61,16 @@ class Outcome:
     retried: list[str] = field(default_factory=list)  # why each retry was made
     cache: str | None = None  # hit, miss or bypass, when the response cache judged it
     ended: float = 0.0
+    upstream_wait: float = 0.0  # seconds spent waiting for upstream answers, all attempts
+    first_byte: float = 0.0  # seconds the last attempt waited for the upstream's headers
+    relayed: float = 0.0  # when the response began to go to the client (monotonic)
+    refusal: GatewayError | None = None  # the gateway's own answer, when it gave one
+
+    @property
+    def upstream_seconds(self) -> float:
+        """Time spent on the upstream: waiting for its answers, then relaying its body."""
+        body = self.ended - self.relayed if self.relayed else 0.0
+        return self.upstream_wait + max(body, 0.0)
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -98,6 +109,7 @@ class Exchange:
     body: bytes
     client_ip: str
     started: float = field(default_factory=time.monotonic)
+    request_id: str = ""  # ours, or the upstream's once it answered with one
     key: PresentedKey | None = None
     key_kind: KeyKind = KeyKind.NONE
     credential: Credential | None = field(default=None, repr=False)
@@ -178,6 +190,13 @@ class Exchange:
         body = self.json()
         model = body.get("model") if body else None
         return model if isinstance(model, str) else None
+
+    @property
+    def known_model(self) -> str | None:
+        """The body's `model` if something already parsed the body, else None (no parse)."""
+        if self._json is _UNPARSED:
+            return None
+        return self.model
 
     @property
     def client_id(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,7 +19,7 @@ from .errors import GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
 from .keys import KEY_HEADERS, key_header
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
-from .pipeline import Planner, Retrier
+from .pipeline import Planner, Reporter, Retrier
 from .routing import RouteTable
 from .sse import DONE, EventTooLarge, encode_event
 from .target import parse_target
@@ -43,6 +44,7 @@ _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forward
 _NOT_DOWNSTREAM = HOP_BY_HOP | {b"server"}
 
 _PATH_SAFE = "/:@!$&'()*+,;=~"
+REQUEST_ID = b"x-request-id"
 
 WATCH_AFTER = 0.2
 
@@ -61,6 +63,7 @@ class Forwarder:
         access_log: AccessLog | None = None,
         planner: Planner | None = None,
         retrier: Retrier | None = None,
+        reporters: Sequence[Reporter] = (),
     ) -> None:
         self.table = table
         self.hooks = tuple(hooks)
@@ -70,12 +73,15 @@ class Forwarder:
         self.access_log = access_log
         self.planner: Planner = planner or plan_passthrough
         self.retrier = retrier
+        self.reporters = tuple(reporters)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             ex = await self.accept(scope, receive)
         except GatewayError as err:
-            await send_error(send, err)
+            await send_error(send, err, [(REQUEST_ID, new_request_id().encode())])
+            for reporter in self.reporters:
+                reporter.refused(err)
             return
         except ClientDisconnected:
             return
@@ -89,7 +95,8 @@ class Forwarder:
             ex.outcome.status = err.status
             ex.outcome.error = err.message
             if not ex.response_started:
-                await send_error(send, err, ex.response_headers)
+                ex.outcome.refusal = err
+                await send_error(send, err, with_request_id(ex))
         except Exception as exc:
             # A fault of the gateway's own: still an error in OpenAI's shape, never plain text.
             # The traceback is logged without locals (they may hold keys).
@@ -102,7 +109,7 @@ class Forwarder:
             ex.outcome.error = failed.message
             if not ex.response_started:
                 ex.outcome.status = failed.status
-                await send_error(send, failed, ex.response_headers)
+                await send_error(send, failed, with_request_id(ex))
             else:
                 with contextlib.suppress(OSError, RuntimeError):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -114,7 +121,9 @@ class Forwarder:
                 except Exception:
                     logger.exception("after-hook {} failed", type(hook).__name__)
             if self.access_log is not None:
-                self.access_log.write(describe(ex))
+                self.access_log.exchange(ex)
+            for reporter in self.reporters:
+                reporter.finished(ex)
 
     async def accept(self, scope: Scope, receive: Receive) -> Exchange:
         # raw_path is optional in ASGI; without it, the decoded path re-encoded is the best left.
@@ -143,6 +152,7 @@ class Forwarder:
             headers=headers,
             body=body,
             client_ip=client[0] if client else "",
+            request_id=new_request_id(),
         )
 
     async def exchange(self, ex: Exchange, receive: Receive, send: Send) -> None:
@@ -191,9 +201,16 @@ class Forwarder:
 
     async def relay(self, ex: Exchange, send: Send) -> None:
         upstream = self.upstream()
+        outcome = ex.outcome
 
         async def attempt() -> UpstreamResponse:
-            return await upstream.send(self.planner(ex))
+            request = self.planner(ex)
+            sent = time.monotonic()
+            try:
+                return await upstream.send(request)
+            finally:
+                outcome.first_byte = waited = time.monotonic() - sent
+                outcome.upstream_wait += waited
 
         response = await (self.retrier(ex, attempt) if self.retrier else attempt())
         ex.outcome.status = response.status
@@ -213,6 +230,12 @@ class Forwarder:
             if ex.response_headers:  # the gateway's own values replace the upstream's
                 ours = {name for name, _ in ex.response_headers}
                 headers = [h for h in headers if h[0] not in ours] + ex.response_headers
+            upstream_id = response.headers.get("x-request-id")
+            if upstream_id:
+                ex.request_id = upstream_id
+            else:
+                headers.append((REQUEST_ID, ex.request_id.encode()))
+            outcome.relayed = time.monotonic()
             await send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
@@ -333,14 +356,11 @@ async def send_error(send: Send, err: GatewayError, extra: Headers | None = None
         await send({"type": "http.response.body", "body": err.body(), "more_body": False})
 
 
-def describe(ex: Exchange) -> str:
-    """The access-log line: no keys, no query string."""
-    outcome = ex.outcome
-    elapsed = (outcome.ended - ex.started) * 1000
-    suffix = f" ({outcome.error})" if outcome.error else ""
-    if outcome.attempts > 1:
-        suffix = f" attempts={outcome.attempts} ({', '.join(outcome.retried)})" + suffix
-    return (
-        f"{ex.client_ip} {ex.method} {ex.path} -> {outcome.status} {elapsed:.0f}ms "
-        f"route={ex.route.name} key={ex.key_kind.value}{suffix}"
-    )
+def new_request_id() -> str:
+    """A request id of our own: 16 random hex digits."""
+    return os.urandom(8).hex()
+
+
+def with_request_id(ex: Exchange) -> Headers:
+    """The headers of an answer the gateway gives itself: its own, and the request id."""
+    return [*ex.response_headers, (REQUEST_ID, ex.request_id.encode())]

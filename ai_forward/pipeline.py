@@ -13,6 +13,11 @@ builds its parts from the settings and returns them; it never sees the app.
   gives one); ``wrap_retrier`` puts an outer loop around the retrier built so far
   (fallbacks: each step calls the retrier anew for another model);
 - ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``);
+- ``probes`` are what `/readyz` checks (a store, a writer thread);
+- ``reporters`` hear of every request once it is over, refused early or not (metrics).
+
+`Shared.signals` is where a feature counts what the operator should see (cache hits,
+storage errors) or offers a reading (a queue depth); see `signals.py`.
 - ``aliases`` turn a request into another one for a mount (a foreign URL form of it,
   with the body it stands for); a request an alias takes is never forwarded.
 
@@ -24,12 +29,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
+from .errors import GatewayError
 from .exchange import Exchange, Hook, StateKey
 from .keys import KeyRing
+from .providers.runtime_hosts import RuntimeHosts
 from .redact import Redactor
 from .settings import Settings
+from .signals import Signals
 from .types import ASGIApp, Scope
 from .upstream import UpstreamRequest, UpstreamResponse
 
@@ -40,6 +49,8 @@ __all__ = [
     "Feature",
     "Hook",
     "Planner",
+    "Probe",
+    "Reporter",
     "Resource",
     "Retrier",
     "Shared",
@@ -57,10 +68,32 @@ Alias = Callable[[Scope], "tuple[Scope, bytes | None] | None"]
 @dataclass(frozen=True, slots=True)
 class Shared:
     """What the app builds once for every feature: each route's ring of real keys, and the
-    redactor that masks every real key in what leaves the gateway."""
+    redactor that masks every real key in what leaves the gateway; the signals every
+    feature may count on for the metrics; the hosts added at run time (kept current by the
+    users feature, read by the providers feature)."""
 
     rings: Mapping[str, KeyRing]
     redactor: Redactor
+    signals: Signals = field(default_factory=Signals)
+    hosts: RuntimeHosts = field(default_factory=RuntimeHosts)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Something this instance depends on, checked by `/readyz`: `check` returns None when
+    it works, else a short reason it does not (never a secret)."""
+
+    name: str
+    check: Callable[[], Awaitable[str | None]]
+
+
+class Reporter(Protocol):
+    """Hears of every request once it is over (after the hooks' `after`); must be quick."""
+
+    def finished(self, ex: Exchange) -> None: ...
+
+    def refused(self, err: GatewayError) -> None:
+        """A request answered with `err` before it matched a route or its body was read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +106,8 @@ class Contribution:
     retrier: Retrier | None = None
     wrap_retrier: Callable[[Retrier], Retrier] | None = None
     mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    probes: tuple[Probe, ...] = ()
+    reporters: tuple[Reporter, ...] = ()
     aliases: tuple[Alias, ...] = ()
 
 

@@ -41,7 +41,16 @@ class Redactor:
     """Finds and masks a fixed set of secrets in bytes, headers, text and streams."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        keys = sorted({s.encode() for s in secrets if len(s) >= MIN_KEY}, key=len, reverse=True)
+        self._build({s.encode() for s in secrets if len(s) >= MIN_KEY})
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Look for `secrets` too from now on (keys the admin adds at run time)."""
+        new = {s.encode() for s in secrets if len(s) >= MIN_KEY} - set(self.keys)
+        if new:
+            self._build(set(self.keys) | new)
+
+    def _build(self, secrets: set[bytes]) -> None:
+        keys = sorted(secrets, key=len, reverse=True)
         self.keys: tuple[bytes, ...] = tuple(keys)
         self._masks = {key: mask(len(key)) for key in keys}
         # Longest first, so that a key containing another is masked whole.

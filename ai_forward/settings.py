@@ -27,6 +27,7 @@ from .env import (
     table,
 )
 from .fallbacks.settings import FallbackSettings, read_fallback_settings
+from .ops.settings import OpsSettings, read_ops_settings
 from .origin import Origin
 from .providers.settings import ProviderSettings, read_provider_settings
 from .ratelimit.settings import LimitSettings, read_limit_settings
@@ -183,6 +184,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
     chatlog: ChatLogSettings = field(default_factory=ChatLogSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
     compat: CompatSettings = field(default_factory=CompatSettings)
     fallbacks: FallbackSettings = field(default_factory=FallbackSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -252,6 +254,7 @@ class Settings:
             ("limits", read_limit_settings),
             ("resilience", read_resilience_settings),
             ("chatlog", read_chatlog_settings),
+            ("ops", read_ops_settings),
             ("fallbacks", read_fallback_settings),
             ("compat", read_compat_settings),
             ("cache", read_cache_settings),

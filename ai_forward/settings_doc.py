@@ -12,6 +12,7 @@ from .cache import settings as cache_settings
 from .chatlog import settings as chatlog_settings
 from .compat import settings as compat_settings
 from .fallbacks import settings as fallback_settings
+from .ops import settings as ops_settings
 from .providers import settings as provider_settings
 from .ratelimit import settings as ratelimit_settings
 from .resilience import settings as retry_settings
@@ -26,6 +27,7 @@ SETTINGS = (
     + core.CLIENT_IP_DOC
     + retry_settings.DOC
     + chatlog_settings.DOC
+    + ops_settings.DOC
     + cache_settings.DOC
     + compat_settings.DOC
 )

@@ -1,7 +1,7 @@
 """Compare direct upstream, a bare passthrough and `aifd run`, in one run, on this machine.
 
     python benchmarks/run.py [--seconds 5] [--rounds 3] [--connections 32]
-                             [--variants aifd,aifd-limits,aifd-cache-hit,aifd-cache-miss]
+                             [--variants aifd,aifd-metrics-off,aifd-limits,aifd-cache-hit]
 
 Everything listens on 127.0.0.1; wrk (apt-get install wrk) generates the load. Rounds are
 interleaved (A B C A B C ...) so drift on a shared machine hits every target alike; the
@@ -55,6 +55,8 @@ VARIANTS: dict[str, dict[str, str]] = {
         "LOG_CHAT": "true",
     },
     "aifd-no-access-log": {"ACCESS_LOG": "false"},
+    # Metrics are on by default: compare `aifd` against this for what they cost.
+    "aifd-metrics-off": {"METRICS": "false"},
     # Every request after the first answered from the cache (one entry for all clients).
     "aifd-cache-hit": {**CACHED, "CACHE_SCOPE": "shared"},
     # Every request a miss: the key, the lookup and the copy of the answer are paid, but no

@@ -63,6 +63,13 @@ class RedisServer:
             sock.sendall(b"FLUSHALL\r\n")
             sock.recv(16)
 
+    def pause(self) -> None:
+        """Stop the server process, keeping its port and directory: `start` brings it back."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(10)
+            self._proc = None
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()

@@ -13,6 +13,7 @@ from ai_forward.chatlog.hook import ChatLogHook
 from ai_forward.clientip import ClientIPHook
 from ai_forward.exchange import Exchange
 from ai_forward.keyhook import KeyHook
+from ai_forward.ops.tally import Tally
 from ai_forward.pipeline import Attempt, Contribution, Planner, Retrier, Shared
 from ai_forward.providers.hook import ProviderHook
 from ai_forward.ratelimit.hook import LimitHook
@@ -80,6 +81,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     gateway = Gateway(settings)
     kinds = [type(hook) for hook in gateway.forwarder.hooks]
     assert kinds == [
+        Tally,
         ClientIPHook,
         KeyHook,
         UsersHook,
@@ -88,9 +90,14 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
         ChatLogHook,
         CacheHook,
     ]
-    assert [prefix for prefix, _ in gateway.mounts] == ["/admin/cache", "/admin"]
+    assert [prefix for prefix, _ in gateway.mounts] == [
+        "/admin/cache",
+        "/metrics",
+        "/v1/aifd",
+        "/admin",
+    ]
     assert gateway.forwarder.retrier is not None
-    assert len(FEATURES) == 11
+    assert len(FEATURES) == 12
 
 
 class Named:

@@ -1,4 +1,8 @@
-"""`aifd convert`: the chat logs as one JSON array of exchanges, oldest first."""
+"""`aifd convert`: the chat logs as one JSON array of exchanges, oldest first.
+
+Reads this gateway's `.jsonl` records and openai-forward's `chat*.log` files (see
+`openai_forward_log`), each line recognised by its shape, and merges both.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import openai_forward_log as theirs
 
 # Logs at least this large get a progress bar.
 PROGRESS_FROM = 8 * 1024 * 1024
@@ -55,17 +61,20 @@ def parse_time(name: str, value: str | None, now: datetime | None = None) -> dat
 
 
 def log_files(log_dir: Path) -> list[Path]:
-    """The .jsonl files of a LOG_DIR, its chat/ folder, a route folder, or one file."""
+    """The chat log files of a LOG_DIR, its chat/ folder, a route folder, or one file:
+    this gateway's `*.jsonl` and openai-forward's `chat*.log`."""
     if log_dir.is_file():
         return [log_dir]
     if not log_dir.is_dir():
         raise ConvertError(f"{log_dir}: no such directory; pass the LOG_DIR the gateway wrote to")
     root = log_dir / "chat" if (log_dir / "chat").is_dir() else log_dir
     files = sorted(root.rglob("*.jsonl"))
+    files += sorted(p for p in log_dir.rglob("chat*.log") if theirs.is_their_file(p))
     if not files:
         raise ConvertError(
-            f"no chat log files (*.jsonl) in {root.resolve()}; is LOG_CHAT on in the gateway, "
-            f"and is this its LOG_DIR (default: Log/ in the directory it runs in)?"
+            f"no chat log files (*.jsonl) in {root.resolve()}, nor openai-forward's "
+            f"chat*.log under {log_dir.resolve()}; is LOG_CHAT on in the gateway, and is "
+            f"this its LOG_DIR (default: Log/ in the directory it runs in)?"
         )
     return files
 
@@ -90,25 +99,41 @@ def read_records(
         transient=True,
         disable=total < PROGRESS_FROM or console is None,
     )
+    pairs = theirs.Pairs()
+
+    def take(record: dict[str, Any]) -> None:
+        if keep(record, route, since, until):
+            result.records.append(record)
+        else:
+            result.filtered += 1
+
     with progress:
         task = progress.add_task("read", total=total)
         for path in files:
             result.files += 1
-            for size, record, problem in read_file(path):
+            their_route = theirs.route_of(path)
+            for size, record, problem in read_file(path, pairs, their_route):
                 progress.advance(task, size)
                 if problem is not None:
                     result.skipped[problem] += 1
-                elif record is not None and keep(record, route, since, until):
-                    result.records.append(record)
                 elif record is not None:
-                    result.filtered += 1
+                    take(record)
+    for record in pairs.unanswered():
+        take(record)
+    if pairs.orphans:
+        result.skipped["openai-forward answer without its request"] += pairs.orphans
     result.records.sort(key=lambda r: r["_at"])
     for record in result.records:
         del record["_at"]
 
 
-def read_file(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(bytes consumed, record or None, why it was skipped or None) for each line."""
+def read_file(
+    path: Path, pairs: theirs.Pairs, their_route: str
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(bytes consumed, record or None, why it was skipped or None) for each line.
+
+    An openai-forward request is held in `pairs` until its answer's line completes it.
+    """
     with path.open("rb") as handle:
         for line in handle:
             size = len(line)
@@ -117,17 +142,22 @@ def read_file(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | No
                 continue
             last = not line.endswith(b"\n")
             try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                reason = "truncated last line" if last else "not valid JSON"
-                yield size, None, reason
+                value = theirs.parse_line(line)
+            except ValueError:
+                yield size, None, "truncated last line" if last else "not valid JSON"
                 continue
-            at = record_time(record)
+            if theirs.is_request(value):
+                yield size, None, pairs.request(value, their_route)
+                continue
+            if theirs.is_answer(value):
+                yield size, pairs.answer(value), None
+                continue
+            at = record_time(value)
             if at is None:
                 yield size, None, "not a chat record (no time)"
                 continue
-            record["_at"] = at
-            yield size, record, None
+            value["_at"] = at
+            yield size, value, None
 
 
 def record_time(record: Any) -> datetime | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..exchange import MODEL_OVERRIDE, Exchange, StateKey
 from ..observe import stream_usage
-from ..pipeline import NOTHING, Contribution, Shared
+from ..pipeline import NOTHING, Contribution, Probe, Shared
 from ..settings import Settings
 from .reassemble import add_reply
 from .writer import ChatLogWriter
@@ -129,4 +129,10 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     if not settings.chatlog.enabled:
         return NOTHING
     writer = ChatLogWriter(settings.chatlog, shared.redactor)
-    return Contribution(hooks=(ChatLogHook(writer),), resources=(writer,))
+    shared.signals.reading("chatlog_queue_depth", lambda: writer.depth)
+    shared.signals.reading("chatlog_dropped_total", lambda: writer.dropped)
+    return Contribution(
+        hooks=(ChatLogHook(writer),),
+        resources=(writer,),
+        probes=(Probe("chat log writer", writer.health),),
+    )

@@ -63,6 +63,7 @@ class ChatLogWriter:
         self._last_clean = 0.0
         self.dropped = 0
         self.failed = 0
+        self.last_error: str | None = None  # why the last write failed, until one succeeds
         self.written = 0
 
     def submit(
@@ -112,6 +113,17 @@ class ChatLogWriter:
                 self.dropped,
                 self.failed,
             )
+
+    @property
+    def depth(self) -> int:
+        """Records waiting for the writer."""
+        return self._queue.qsize()
+
+    async def health(self) -> str | None:
+        """None while the writer thread runs and its last write worked, else why not."""
+        if self._thread is None or not self._thread.is_alive():
+            return "the chat-log writer thread is not running"
+        return self.last_error
 
     def _prepare(self) -> None:
         directory = self.settings.chat_dir
@@ -177,6 +189,7 @@ class ChatLogWriter:
             try:
                 rotated = handle.write(route_lines)
                 self.written += len(route_lines)
+                self.last_error = None
             except OSError as exc:
                 self.failed += len(route_lines)
                 handle.close()
@@ -186,6 +199,7 @@ class ChatLogWriter:
                 self._clean()
 
     def _warn_failure(self, exc: OSError) -> None:
+        self.last_error = f"cannot write to {self.settings.chat_dir} ({exc.strerror or exc})"
         now = time.monotonic()
         if now - self._last_warning > WARN_EVERY:
             self._last_warning = now

@@ -23,7 +23,7 @@ def admin_alias(scope: Scope) -> tuple[Scope, bytes | None] | None:
     match = _ADMIN_PATH.match(scope["path"])
     if match is None:
         return None
-    token, action, user, _ = match.groups()
+    token, action, user, rest = match.groups()
     body: bytes | None = None
     if action == "register":
         path, method, body = "/admin/users", "POST", orjson.dumps({"name": user or ""})
@@ -31,8 +31,11 @@ def admin_alias(scope: Scope) -> tuple[Scope, bytes | None] | None:
         path, method = f"/admin/users/{user}/reset", "POST"
     elif action == "delete":
         path, method = f"/admin/users/{user}", "DELETE"
-    else:
-        path, method = "/admin/addkey", scope["method"]
+    else:  # /<token>/addkey/<host>/<key>
+        key = (rest or "/")[1:]
+        path, method = "/admin/hosts", scope["method"]
+        if method == "POST":
+            body = orjson.dumps({"host": user or "", "keys": [key]})
     headers = [
         (k, v) for k, v in scope["headers"] if k not in (b"authorization", b"content-length")
     ]

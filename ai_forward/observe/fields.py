@@ -23,3 +23,15 @@ def usage_of(event: dict[str, Any]) -> dict[str, Any] | None:
         response = event.get("response")
         usage = response.get("usage") if isinstance(response, dict) else None
     return usage if isinstance(usage, dict) else None
+
+
+def usage_counts(usage: dict[str, Any] | None) -> tuple[int | None, int | None]:
+    """(tokens in, tokens out) of a usage object, in either API's names; None where absent."""
+    if not usage:
+        return None, None
+    tokens_in = usage.get("prompt_tokens", usage.get("input_tokens"))
+    tokens_out = usage.get("completion_tokens", usage.get("output_tokens"))
+    return (
+        tokens_in if isinstance(tokens_in, int) else None,
+        tokens_out if isinstance(tokens_out, int) else None,
+    )

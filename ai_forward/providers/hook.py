@@ -162,5 +162,5 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     only_providers = bool(providers.azure or providers.anthropic_keys or providers.gemini_keys)
     skip = frozenset({main.prefix}) if unset and only_providers else frozenset()
     listing = ModelListing(router, skip)
-    hook = ProviderHook(router, HostSelector(settings.providers.hosts), listing)
+    hook = ProviderHook(router, HostSelector(settings.providers.hosts, shared.hosts), listing)
     return Contribution(hooks=(hook,), wrap_planner=provider_planner(router))

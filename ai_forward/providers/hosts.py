@@ -8,6 +8,7 @@ from ..forward import upstream_headers
 from ..keys import KEY_HEADERS, KeyRing, key_header
 from ..pipeline import Planner
 from ..upstream import UpstreamRequest
+from .runtime_hosts import RuntimeHosts
 from .settings import AllowedHost
 
 HEADER = b"x-host-final"
@@ -35,15 +36,23 @@ class HostDecision:
 
 
 class HostSelector:
-    def __init__(self, hosts: tuple[AllowedHost, ...]) -> None:
+    """HOST_ALLOWLIST's hosts first, then those the admin added at run time."""
+
+    def __init__(self, hosts: tuple[AllowedHost, ...], runtime: RuntimeHosts) -> None:
         self.hosts = {h.host: HostDecision(h, KeyRing(h.keys)) for h in hosts}
+        self.runtime = runtime
 
     def decide(self, ex: Exchange, host: str) -> HostDecision:
-        decision = self.hosts.get(host.lower())
+        name = host.lower()
+        decision = self.hosts.get(name)
+        added = self.runtime.get(name) if decision is None else None
+        if added is not None:
+            decision = HostDecision(*added)
         if decision is None:
             raise Forbidden(
                 f"X-Host-Final: {host!r} is not in HOST_ALLOWLIST; ask the operator to add it "
-                "(with its key in HOST_KEYS) or drop the header",
+                "(with its key in HOST_KEYS, or at run time: POST /admin/hosts) or drop the "
+                "header",
                 code="host_not_allowed",
             )
         if ex.key_kind.ours and not decision.ring:

@@ -230,18 +230,27 @@ def read_hosts(reader: EnvReader) -> tuple[AllowedHost, ...]:
         keys[host.lower()] = _split(value)
     hosts: list[AllowedHost] = []
     for entry in reader.items(HOST_ALLOWLIST.name):
-        base = entry if "://" in entry else "https://" + entry
-        parts = urlsplit(check_url("HOST_ALLOWLIST", base))
-        if parts.path.strip("/"):
-            raise SettingsError(f"HOST_ALLOWLIST={entry!r}: give a host (api.groq.com), no path")
-        host = parts.netloc.lower()
-        hosts.append(AllowedHost(host, f"{parts.scheme}://{host}", keys.pop(host, ())))
+        host, base_url = host_origin(entry)
+        hosts.append(AllowedHost(host, base_url, keys.pop(host, ())))
     if keys:
         raise SettingsError(
             f"HOST_KEYS names {', '.join(sorted(keys))} which HOST_ALLOWLIST does not list; "
             "add them to HOST_ALLOWLIST or remove their keys"
         )
     return tuple(hosts)
+
+
+def host_origin(entry: str, name: str = "HOST_ALLOWLIST") -> tuple[str, str]:
+    """(host, base URL) for `api.groq.com` or `https://api.groq.com[:port]`; SettingsError
+    naming `name` for anything else."""
+    base = entry.strip() if "://" in entry else "https://" + entry.strip()
+    parts = urlsplit(check_url(name, base))
+    if parts.path.strip("/"):
+        raise SettingsError(f"{name}={entry!r}: give a host (api.groq.com), no path")
+    if parts.username is not None or parts.password is not None:
+        raise SettingsError(f"{name}={entry!r}: give a host, no user or password in it")
+    host = parts.netloc.lower()
+    return host, f"{parts.scheme}://{host}"
 
 
 def _url(reader: EnvReader, name: str, default: str) -> str:

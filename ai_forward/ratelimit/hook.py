@@ -19,7 +19,7 @@ from ..errors import RateLimited
 from ..exchange import KEY_LEVEL, Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
-from ..pipeline import Contribution, Shared
+from ..pipeline import Contribution, Probe, Shared
 from ..settings import Settings
 from ..types import Headers
 from ..upstream import Deadline
@@ -288,5 +288,6 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     `rpm`/`tpm` hold on their own. Requests of other clients then leave it at once.
     """
     limits = settings.limits
-    store = LimitStore(limits, settings.workers)
-    return Contribution(hooks=(LimitHook(limits, store),), resources=(store,))
+    store = LimitStore(limits, settings.workers, shared.signals)
+    probes = (Probe("rate limit storage", store.ping),) if limits.shared else ()
+    return Contribution(hooks=(LimitHook(limits, store),), resources=(store,), probes=probes)

@@ -19,6 +19,7 @@ from limits.errors import StorageError
 from loguru import logger
 
 from ..errors import ServiceUnavailable
+from ..signals import Signals
 from .counters import Counters, MemoryCounters
 from .redis_counters import RedisCounters
 from .settings import LimitSettings
@@ -41,8 +42,11 @@ STORAGE_ERRORS: tuple[type[BaseException], ...] = (
 class LimitStore:
     """Opens the counters for the lifespan: in this process, or in Redis."""
 
-    def __init__(self, settings: LimitSettings, workers: int = 1) -> None:
+    def __init__(
+        self, settings: LimitSettings, workers: int = 1, signals: Signals | None = None
+    ) -> None:
         self.settings = settings
+        self.signals = signals or Signals()
         self.workers = workers
         self._counters: Counters | None = None
         self._client: Any = None
@@ -103,6 +107,19 @@ class LimitStore:
         self._client = None
         self._counters = None
 
+    async def ping(self) -> str | None:
+        """None when the storage answers, else why it does not (no password)."""
+        if self._client is None:
+            return None  # counted in this process
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT):
+                if await self._client.ping():
+                    return None
+        except STORAGE_ERRORS as exc:
+            cause = exc.storage_error if isinstance(exc, StorageError) else exc
+            return f"{redact(self.settings.backend)} does not answer ({type(cause).__name__})"
+        return f"{redact(self.settings.backend)} does not answer"
+
     @property
     def available(self) -> bool:
         """False for a short while after a failure, when requests skip the storage."""
@@ -115,6 +132,7 @@ class LimitStore:
         policy = "open" if self.settings.fail_open else "closed"
         if exc is not None:
             self._retry_at = now + RETRY_STORAGE_AFTER
+            self.signals.count("storage_error", "ratelimit")
         if exc is not None and now - self._last_logged >= FAIL_LOG_EVERY:
             self._last_logged = now
             cause = exc.storage_error if isinstance(exc, StorageError) else exc

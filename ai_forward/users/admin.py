@@ -7,6 +7,9 @@
     POST   /admin/users/{name}/reset  a new key; the old one stops working at once
     DELETE /admin/users/{name}        delete; the key stops working at once
     GET    /admin/usage               usage of every user (?since=YYYY-MM-DD&user=NAME)
+    POST   /admin/hosts               add (or replace) a host X-Host-Final may name, with keys
+    GET    /admin/hosts               list them (keys as their last characters only)
+    DELETE /admin/hosts/{host}        remove one (see `hosts.py`)
 
 Every call carries `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time.
 """
@@ -37,6 +40,7 @@ from ..errors import (
 from ..keys import find_key
 from ..types import Receive, Scope, Send
 from . import accounts
+from .hosts import HostFieldError, HostSync, checked_host
 from .store import UsageRow, UserStore
 from .usage import UsageWriter
 from .user import FieldError, User, check_fields, new_key
@@ -55,12 +59,18 @@ class AdminAPI:
     """The ASGI app mounted at /admin by the gateway."""
 
     def __init__(
-        self, token: str, store: UserStore, usage: UsageWriter, routes: Sequence[str]
+        self,
+        token: str,
+        store: UserStore,
+        usage: UsageWriter,
+        routes: Sequence[str],
+        hosts: HostSync,
     ) -> None:
         self._token = hashlib.sha256(token.encode()).digest()
         self.store = store
         self.usage = usage
         self.routes = tuple(routes)
+        self.hosts = hosts
         self.router = Router(
             routes=[
                 Route("/admin/users", self.create, methods=["POST"]),
@@ -70,6 +80,9 @@ class AdminAPI:
                 Route("/admin/users/{name}", self.delete, methods=["DELETE"]),
                 Route("/admin/users/{name}/reset", self.reset, methods=["POST"]),
                 Route("/admin/usage", self.usage_report, methods=["GET"]),
+                Route("/admin/hosts", self.add_host, methods=["POST"]),
+                Route("/admin/hosts", self.list_hosts, methods=["GET"]),
+                Route("/admin/hosts/{host}", self.remove_host, methods=["DELETE"]),
             ]
         )
 
@@ -148,6 +161,31 @@ class AdminAPI:
         name = request.query_params.get("user")
         await self.usage.flush()
         return json(usage_report(since, await self.store.usage(since, name)))
+
+    async def add_host(self, request: Request) -> Response:
+        try:
+            host = checked_host(await body_of(request), self.hosts.configured)
+        except HostFieldError as exc:
+            raise InvalidField(exc.message, param=exc.field) from None
+        known = {h.host for h in await self.store.hosts()}
+        await self.store.set_host(host)
+        await self.hosts.reload()  # usable here before the answer; elsewhere when announced
+        logger.info(
+            "admin: {} runtime host {}", "replaced" if host.host in known else "added", host.host
+        )
+        return json(host.public(), status=200 if host.host in known else 201)
+
+    async def list_hosts(self, request: Request) -> Response:
+        hosts = await self.store.hosts()
+        return json({"object": "list", "data": [h.public() for h in hosts]})
+
+    async def remove_host(self, request: Request) -> Response:
+        host = request.path_params["host"].lower()
+        if not await self.store.remove_host(host):
+            raise NotFound(f"no runtime host {host!r}; GET /admin/hosts lists them")
+        await self.hosts.reload()
+        logger.info("admin: removed runtime host {}", host)
+        return json({"host": host, "deleted": True})
 
     async def find(self, request: Request) -> User:
         name = request.path_params["name"]

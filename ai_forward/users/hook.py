@@ -22,11 +22,14 @@ from ..exchange import MODEL_OVERRIDE, Exchange, Principal, StateKey
 from ..keys import Credential, KeyKind, KeyRing
 from ..observe import stream_usage
 from ..observe.tokens import usage_or_count
-from ..pipeline import Contribution, Shared
+from ..pipeline import Contribution, Probe, Shared
 from ..settings import Settings
+from ..signals import Signals
 from ..types import ASGIApp
 from .admin import AdminAPI
+from .hosts import HostSync
 from .key_cache import KeyCache
+from .self_service import MOUNT, KeySelfService
 from .store import open_store
 from .usage import UsageWriter
 from .user import KEY_PREFIX, User, hash_key, iso
@@ -46,7 +49,9 @@ class UsersHook:
         rings: Mapping[str, KeyRing],
         *,
         refuse_keyless: bool = False,
+        signals: Signals | None = None,
     ) -> None:
+        self.signals = signals or Signals()
         self.cache = cache
         self.usage = usage
         self.rings = rings
@@ -65,6 +70,7 @@ class UsersHook:
         try:
             user = await self.cache.user(hash_key(key.value))
         except Exception as exc:
+            self.signals.count("storage_error", "users")
             logger.warning("user store unreachable while checking a key: {}", exc)
             raise ServiceUnavailable(
                 "the gateway cannot check issued keys right now (its user store is "
@@ -167,15 +173,24 @@ def requested_model(ex: Exchange) -> str | None:
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
-    """The key check, its store, cache and usage writer; `/admin` when ADMIN_TOKEN is set."""
+    """The key check, its store, cache and usage writer, a key holder's own reset;
+    `/admin` when ADMIN_TOKEN is set."""
     users = settings.users
     store = open_store(users.store_url)
     cache = KeyCache(store, users.key_cache_ttl)
     usage = UsageWriter(store, users.usage_flush_interval)
     refuse = users.admin_token is not None and not settings.allow_open_access
-    hook = UsersHook(cache, usage, shared.rings, refuse_keyless=refuse)
-    mounts: tuple[tuple[str, ASGIApp], ...] = ()
+    hook = UsersHook(cache, usage, shared.rings, refuse_keyless=refuse, signals=shared.signals)
+    configured = [host.host for host in settings.providers.hosts]
+    hosts = HostSync(store, shared.hosts, shared.redactor, configured)
+    mounts: tuple[tuple[str, ASGIApp], ...] = ((MOUNT, KeySelfService(store)),)
     if users.admin_token is not None:
         routes = tuple(route.prefix for route in settings.routes)
-        mounts = (("/admin", AdminAPI(users.admin_token, store, usage, routes)),)
-    return Contribution(hooks=(hook,), resources=(store, cache, usage), mounts=mounts)
+        mounts += (("/admin", AdminAPI(users.admin_token, store, usage, routes, hosts)),)
+    kind = users.store_url.partition(":")[0]
+    return Contribution(
+        hooks=(hook,),
+        resources=(store, cache, usage, hosts),
+        mounts=mounts,
+        probes=(Probe(f"user store ({kind})", store.ping),),
+    )

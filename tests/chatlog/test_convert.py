@@ -26,11 +26,11 @@ from tests.processes import AIFD, clean_env
 ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def aifd_convert(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def aifd_convert(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*AIFD, "convert", *args],
         cwd=cwd,
-        env=clean_env(PYTHONPATH=ROOT, COLUMNS="200"),
+        env=clean_env(PYTHONPATH=ROOT, COLUMNS="200", **env),
         capture_output=True,
         text=True,
         timeout=30,

@@ -1,5 +1,23 @@
 """Where users and usage are kept (see `base.py`)."""
 
-from .base import UsageCount, UsageKey, UsageRow, UserExists, UserStore, open_store
+from .base import (
+    HOSTS_CHANGED,
+    RuntimeHost,
+    UsageCount,
+    UsageKey,
+    UsageRow,
+    UserExists,
+    UserStore,
+    open_store,
+)
 
-__all__ = ["UsageCount", "UsageKey", "UsageRow", "UserExists", "UserStore", "open_store"]
+__all__ = [
+    "HOSTS_CHANGED",
+    "RuntimeHost",
+    "UsageCount",
+    "UsageKey",
+    "UsageRow",
+    "UserExists",
+    "UserStore",
+    "open_store",
+]

@@ -5,21 +5,24 @@
 
 Every method is a coroutine and never blocks the event loop. Mutations that make
 a key stop working (reset, delete, change) announce the old key's hash through
-`watch`, so the key caches of every process can drop it.
+`watch`, so the key caches of every process can drop it. A change to the hosts
+added at run time (X-Host-Final) is announced as HOSTS_CHANGED.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..user import User
+from ..user import User, iso
 
 # The hash of a key that changed, or None for "anything may have changed".
 Invalidate = Callable[[str | None], None]
 UsageKey = tuple[str, str, str]  # (day YYYY-MM-DD, user name, model)
 UsageCount = tuple[int, int, int]  # (requests, prompt tokens, completion tokens)
+# Announced through `watch` when a runtime host is added, changed or removed.
+HOSTS_CHANGED = "hosts"
 
 
 class UserExists(Exception):
@@ -47,6 +50,29 @@ class UsageRow:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RuntimeHost:
+    """A host X-Host-Final may name, added by the admin at run time, with its real keys."""
+
+    host: str
+    base_url: str
+    keys: tuple[str, ...] = field(repr=False)
+    added_at: float
+
+    def public(self) -> dict[str, Any]:
+        """What the admin may see again: the keys' last characters only."""
+        return {
+            "host": self.host,
+            "base_url": self.base_url,
+            "keys": [key_hint(key) for key in self.keys],
+            "added_at": iso(self.added_at),
+        }
+
+
+def key_hint(key: str) -> str:
+    return "..." + key[-4:] if len(key) >= 16 else "..."
+
+
 class UserStore(Protocol):
     """Users by name and by key hash, and usage counters per day, user and model."""
 
@@ -72,6 +98,18 @@ class UserStore(Protocol):
 
     async def usage(self, since: str, name: str | None = None) -> list[UsageRow]:
         """Rows from day `since` (YYYY-MM-DD) on, for one user or all, by day, user, model."""
+
+    async def hosts(self) -> list[RuntimeHost]:
+        """The runtime hosts, by name."""
+
+    async def set_host(self, host: RuntimeHost) -> None:
+        """Add `host`, or replace the one of that name."""
+
+    async def remove_host(self, host: str) -> bool:
+        """False if there was no such host."""
+
+    async def ping(self) -> str | None:
+        """None when the store answers, else why it does not (never its password)."""
 
     async def watch(self, invalidate: Invalidate) -> None:
         """Call `invalidate` for every key changed by any process; runs until cancelled."""

@@ -4,7 +4,9 @@
     aifd:key:{sha256}    -> name
     aifd:users           set of names
     aifd:usage:{day}     hash "{name}\\x1f{model}\\x1f{r|p|c}" -> count (kept 400 days)
-    aifd:keys            channel: the hash of every key reset, deleted or changed
+    aifd:hosts           hash host -> JSON {base_url, keys, added_at}: runtime X-Host-Final hosts
+    aifd:keys            channel: the hash of every key reset, deleted or changed, and
+                         "hosts" when a runtime host changed
 
 Every instance subscribes to `aifd:keys` and drops the announced key from its
 cache at once; after a lost connection it drops the whole cache, since it may
@@ -24,7 +26,15 @@ from loguru import logger
 from redis.exceptions import RedisError, WatchError
 
 from ..user import User, utc_day
-from .base import Invalidate, UsageCount, UsageKey, UsageRow, UserExists
+from .base import (
+    HOSTS_CHANGED,
+    Invalidate,
+    RuntimeHost,
+    UsageCount,
+    UsageKey,
+    UsageRow,
+    UserExists,
+)
 
 PREFIX = "aifd:"
 CHANNEL = PREFIX + "keys"
@@ -58,6 +68,13 @@ class RedisStore:
         if self._client is None:
             raise RuntimeError("the Redis store is used outside its `async with`")
         return self._client
+
+    async def ping(self) -> str | None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            return f"Redis does not answer ({type(exc).__name__})"
+        return None
 
     async def create(self, user: User) -> None:
         if not await self.client.set(user_key(user.name), dump(user), nx=True):
@@ -148,6 +165,29 @@ class RedisStore:
                     counts.setdefault((who, model), [0, 0, 0])[_KINDS.index(kind)] += int(value)
             rows += [UsageRow(day, w, m, *c) for (w, m), c in sorted(counts.items())]
         return rows
+
+    async def hosts(self) -> list[RuntimeHost]:
+        table = await self.client.hgetall(PREFIX + "hosts")
+        found = []
+        for host, raw in sorted((str(k), str(v)) for k, v in table.items()):
+            data = orjson.loads(raw)
+            found.append(RuntimeHost(host, data["base_url"], tuple(data["keys"]), data["added_at"]))
+        return found
+
+    async def set_host(self, host: RuntimeHost) -> None:
+        data = {"base_url": host.base_url, "keys": host.keys, "added_at": host.added_at}
+        await self.client.hset(PREFIX + "hosts", host.host, orjson.dumps(data).decode())
+        await self._hosts_changed()
+
+    async def remove_host(self, host: str) -> bool:
+        removed = await self.client.hdel(PREFIX + "hosts", host)
+        await self._hosts_changed()
+        return bool(removed)
+
+    async def _hosts_changed(self) -> None:
+        await self.client.publish(CHANNEL, HOSTS_CHANGED)
+        for invalidate in self._local:
+            invalidate(HOSTS_CHANGED)
 
     async def watch(self, invalidate: Invalidate) -> None:
         self._local.append(invalidate)

@@ -24,7 +24,15 @@ import orjson
 
 from ..settings import sqlite_path
 from ..user import User
-from .base import Invalidate, UsageCount, UsageKey, UsageRow, UserExists
+from .base import (
+    HOSTS_CHANGED,
+    Invalidate,
+    RuntimeHost,
+    UsageCount,
+    UsageKey,
+    UsageRow,
+    UserExists,
+)
 
 T = TypeVar("T")
 POLL_INTERVAL = 1.0
@@ -37,6 +45,8 @@ CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL,
     requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     PRIMARY KEY (day, name, model));
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT PRIMARY KEY, base_url TEXT NOT NULL, keys TEXT NOT NULL, added_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('keys_version', 0);
 """
@@ -110,6 +120,13 @@ class SqliteStore:
 
     # --- the interface ----------------------------------------------------
 
+    async def ping(self) -> str | None:
+        try:
+            await self._run(lambda: self._read("SELECT 1"))
+        except (sqlite3.Error, OSError) as exc:
+            return f"SQLite cannot be read ({exc})"
+        return None
+
     async def create(self, user: User) -> None:
         sql = f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         try:
@@ -171,6 +188,23 @@ class SqliteStore:
             args += (name,)
         rows = await self._run(lambda: self._read(sql + " ORDER BY day, name, model", args))
         return [UsageRow(*r) for r in rows]
+
+    async def hosts(self) -> list[RuntimeHost]:
+        sql = "SELECT host, base_url, keys, added_at FROM hosts ORDER BY host"
+        rows = await self._run(lambda: self._read(sql))
+        return [RuntimeHost(h, url, tuple(orjson.loads(keys)), at) for h, url, keys, at in rows]
+
+    async def set_host(self, host: RuntimeHost) -> None:
+        sql = "INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?)"
+        args = (host.host, host.base_url, orjson.dumps(host.keys).decode(), host.added_at)
+        await self._run(lambda: self._write([(sql, args), (_BUMP, ())]))
+        self._announce(HOSTS_CHANGED)
+
+    async def remove_host(self, host: str) -> bool:
+        sql = "DELETE FROM hosts WHERE host = ?"
+        changed = await self._run(lambda: self._write([(sql, (host,)), (_BUMP, ())]))
+        self._announce(HOSTS_CHANGED)
+        return changed[0] == 1
 
     async def watch(self, invalidate: Invalidate) -> None:
         self._local.append(invalidate)
