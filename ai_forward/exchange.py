@@ -56,6 +56,7 @@ class Outcome:
     error: str | None = None
     reply: dict[str, Any] | None = None
     streamed_chars: int = 0  # generated text relayed, when only usage was observed
+    stream: bytes | None = None  # a stream read whole, as it came (reassembled off the loop)
     attempts: int = 1
     retried: list[str] = field(default_factory=list)  # why each retry was made
     cache: str | None = None  # hit, miss or bypass, when the response cache judged it
@@ -114,7 +115,7 @@ class Exchange:
     key_kind: KeyKind = KeyKind.NONE
     credential: Credential | None = field(default=None, repr=False)
     principal: Principal | None = None
-    observe: bool = False  # reassemble the whole reply into outcome.reply (chat log)
+    observe: bool = False  # keep the whole reply: outcome.reply, or outcome.stream (chat log)
     observe_usage: bool = False  # only its usage (limits, accounting): much cheaper
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)

@@ -18,7 +18,7 @@ from .bodyreader import BodyReader, ClientDisconnected, too_large
 from .errors import GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import Exchange, Hook
 from .keys import KEY_HEADERS, key_header
-from .observe.usage import UsageObserver, observer_for
+from .observe.usage import RawStreamObserver, UsageObserver, observer_for
 from .pipeline import Planner, Reporter, Retrier
 from .routing import RouteTable
 from .sse import DONE, EventTooLarge, encode_event
@@ -280,6 +280,8 @@ class Forwarder:
                 ex.outcome.reply = observer.result()
                 if isinstance(observer, UsageObserver):
                     ex.outcome.streamed_chars = observer.chars
+                if isinstance(observer, RawStreamObserver) and observer.raw is not None:
+                    ex.outcome.stream = bytes(observer.raw)
             if completed:
                 response.release()
             else:

@@ -65,6 +65,14 @@ TIMEOUT = Setting(
     300.0,
     "seconds to connect to an upstream; also the gap between chunks when above 300",
 )
+UPSTREAM_POOL_SIZE = Setting(
+    "UPSTREAM_POOL_SIZE",
+    10000,
+    "most upstream connections open at once, streams included (0: no bound)",
+)
+POOL_TIMEOUT = Setting(
+    "POOL_TIMEOUT", 10.0, "seconds a request may wait for a free upstream connection (503 after)"
+)
 CORS_ORIGINS = Setting(
     "CORS_ORIGINS", ("*",), "allowed browser origins, comma-separated; preflight answered locally"
 )
@@ -100,6 +108,8 @@ DOC = table(
     ALLOW_OPEN_ACCESS,
     PROXY,
     TIMEOUT,
+    UPSTREAM_POOL_SIZE,
+    POOL_TIMEOUT,
     CORS_ORIGINS,
     MAX_BODY_SIZE,
     BODY_TIMEOUT,
@@ -159,6 +169,8 @@ class Settings:
     allow_open_access: bool = ALLOW_OPEN_ACCESS.default
     proxy: str | None = PROXY.default
     timeout: float = TIMEOUT.default
+    pool_size: int = UPSTREAM_POOL_SIZE.default
+    pool_timeout: float = POOL_TIMEOUT.default
     cors_origins: tuple[str, ...] = CORS_ORIGINS.default
     max_body_size: int = MAX_BODY_SIZE.default
     body_timeout: float = BODY_TIMEOUT.default
@@ -217,6 +229,14 @@ class Settings:
             ),
             ("proxy", lambda r: r.url(PROXY.name, PROXY.default)),
             ("timeout", lambda r: r.number(TIMEOUT.name, TIMEOUT.default, minimum=0.1)),
+            (
+                "pool_size",
+                lambda r: r.integer(UPSTREAM_POOL_SIZE.name, UPSTREAM_POOL_SIZE.default, minimum=0),
+            ),
+            (
+                "pool_timeout",
+                lambda r: r.number(POOL_TIMEOUT.name, POOL_TIMEOUT.default, minimum=0.01),
+            ),
             ("cors_origins", lambda r: r.items(CORS_ORIGINS.name, CORS_ORIGINS.default)),
             ("max_body_size", lambda r: r.size(MAX_BODY_SIZE.name, MAX_BODY_SIZE.default)),
             (

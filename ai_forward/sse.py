@@ -75,6 +75,13 @@ def split_events(whole: bytes) -> list[bytes]:
     return events
 
 
+def event_start(whole: bytes, at: int) -> int:
+    """Where, in a run of complete events, an event boundary lies at or before `at`: the
+    events before it need not be split to reach the one holding `at`."""
+    lf, crlf = whole.rfind(b"\n\n", 0, at), whole.rfind(b"\n\r\n", 0, at)
+    return max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
+
+
 def event_data(event: bytes) -> bytes:
     """The data of one event: its `data:` lines, joined by newlines (SSE's rule)."""
     lines = [line[5:] for line in event.splitlines() if line.startswith(b"data:")]

@@ -5,7 +5,9 @@ an upstream echoes reaches a client, a translator or a log.
 
 Three timeouts, none of them total (a stream may last as long as it keeps
 talking): CONNECT_TIMEOUT to open a connection, FIRST_BYTE_TIMEOUT from sending
-the request until the response headers, IDLE_TIMEOUT between body chunks.
+the request until the response headers, IDLE_TIMEOUT between body chunks. At most
+UPSTREAM_POOL_SIZE connections are open at once; a request that finds none free
+within POOL_TIMEOUT gets a 503 with Retry-After, never an endless wait.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aiohttp import hdrs
 from loguru import logger
 from yarl import URL
 
-from .errors import UpstreamTimeout, UpstreamUnreachable
+from .errors import ServiceUnavailable, UpstreamTimeout, UpstreamUnreachable
 from .redact import RedactedResponse, Redactor
 from .settings import Settings
 from .types import Headers
@@ -45,6 +47,26 @@ class ExactRequest(aiohttp.ClientRequest):
 def _empty_body(method: str) -> bytes | None:
     """An empty body as sent: `Content-Length: 0` where the method carries one, else none."""
     return b"" if method in _METHODS_WITH_BODY else None
+
+
+class PoolExhausted(Exception):
+    """No pooled upstream connection came free in time."""
+
+
+class BoundedWaitConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, with a bound on the wait for a free connection when all
+    `limit` are in use (aiohttp's own `connect` timeout would also cut connecting)."""
+
+    def __init__(self, pool_timeout: float, **options: Any) -> None:
+        super().__init__(**options)
+        self.pool_timeout = pool_timeout
+
+    async def _wait_for_available_connection(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            async with asyncio.timeout(self.pool_timeout):
+                await super()._wait_for_available_connection(*args, **kwargs)
+        except TimeoutError:
+            raise PoolExhausted from None
 
 
 class BodyStream(Protocol):
@@ -101,7 +123,13 @@ class Upstream:
         self.idle_timeout = timeouts.idle_timeout or idle_default(settings.timeout)
 
     async def __aenter__(self) -> Upstream:
-        connector = aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300, enable_cleanup_closed=True)
+        settings = self._settings
+        connector = BoundedWaitConnector(
+            settings.pool_timeout,
+            limit=settings.pool_size,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=True,
+        )
         # Reads are bounded here (first byte) and in iter_body (idle), not by aiohttp's
         # sock_read, which cannot tell a model thinking from a stream stalling.
         timeout = aiohttp.ClientTimeout(
@@ -133,11 +161,16 @@ class Upstream:
             return await request.compose(self)
         if self._session is None:
             raise RuntimeError("Upstream used outside its lifespan")
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
         if self.redactor:
             # A compressed body cannot be searched for keys: ask for it as it is.
-            headers = [h for h in headers if h[0] != "accept-encoding"]
+            headers = [
+                (n.decode("latin-1"), v.decode("latin-1"))
+                for n, v in request.headers
+                if n != b"accept-encoding"
+            ]
             headers.append(("accept-encoding", "identity"))
+        else:
+            headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
         try:
             # Translating a non-streamed answer reads its body: that counts as the first byte.
             with Deadline(self.first_byte_timeout):
@@ -153,6 +186,8 @@ class Upstream:
                     RedactedResponse(raw, self.redactor) if self.redactor else raw
                 )
                 return await request.translate(response) if request.translate else response
+        except PoolExhausted:
+            raise self.pool_exhausted(request.route) from None
         except aiohttp.ConnectionTimeoutError:
             logger.warning("upstream {} timed out connecting", request.route)
             raise UpstreamTimeout(
@@ -171,6 +206,22 @@ class Upstream:
                 f"could not reach the upstream of route '{request.route}' "
                 f"({type(exc).__name__}); check its base URL and that it is up"
             ) from None
+
+    def pool_exhausted(self, route: str) -> ServiceUnavailable:
+        size = self._settings.pool_size
+        logger.warning(
+            "upstream {}: no free connection within POOL_TIMEOUT={:g}s (UPSTREAM_POOL_SIZE={})",
+            route,
+            self._settings.pool_timeout,
+            size,
+        )
+        return ServiceUnavailable(
+            f"the gateway has all its {size} upstream connections in use and none came free "
+            f"within {self._settings.pool_timeout:g}s; retry shortly (its operator can raise "
+            "UPSTREAM_POOL_SIZE)",
+            code="upstream_pool_exhausted",
+            headers={"retry-after": "1"},
+        )
 
 
 async def iter_body(

@@ -1,11 +1,13 @@
 """The yardstick: a bare reverse proxy (raw ASGI + one aiohttp session), no features at all.
 
-python benchmarks/passthrough.py PORT UPSTREAM_URL
+python benchmarks/passthrough.py PORT UPSTREAM_URL [WORKERS]
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import aiohttp
 import uvicorn
@@ -51,9 +53,19 @@ def make_app(upstream: str):  # type: ignore[no-untyped-def]
     return app
 
 
+def from_env():  # type: ignore[no-untyped-def]
+    """The app for each worker process (uvicorn imports it by name when WORKERS > 1)."""
+    return make_app(os.environ["PASSTHROUGH_UPSTREAM"])
+
+
 if __name__ == "__main__":
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    os.environ["PASSTHROUGH_UPSTREAM"] = sys.argv[2]
     uvicorn.run(
-        make_app(sys.argv[2]),
+        "passthrough:from_env" if workers > 1 else make_app(sys.argv[2]),
+        factory=workers > 1,
+        app_dir=str(Path(__file__).resolve().parent),
+        workers=workers,
         host="127.0.0.1",
         port=int(sys.argv[1]),
         log_level="warning",

@@ -48,6 +48,12 @@ VARIANTS: dict[str, dict[str, str]] = {
         "RATE_LIMIT_STRATEGY": "sliding-window-counter",
     },
     "aifd-log": {"LOG_CHAT": "true"},
+    "aifd-limits-log": {**LIMITS, "LOG_CHAT": "true"},
+    "aifd-limits-redis-log": {
+        **LIMITS,
+        "RATE_LIMIT_BACKEND": "redis://127.0.0.1:{redis}/0",
+        "LOG_CHAT": "true",
+    },
     "aifd-no-access-log": {"ACCESS_LOG": "false"},
     # Metrics are on by default: compare `aifd` against this for what they cost.
     "aifd-metrics-off": {"METRICS": "false"},
@@ -103,7 +109,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, float, float]:
+def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, float, float, int]:
+    """Requests/s, p50 and p99 latency (ms), and the number of requests made."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             f"local body = '{body}'\n"
@@ -133,7 +140,23 @@ def wrk(url: str, body: str, seconds: int, connections: int) -> tuple[float, flo
     if "Non-2xx" in out:
         raise SystemExit(f"non-2xx answers from {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return rps, latency(out, "50%"), latency(out, "99%")
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, latency(out, "50%"), latency(out, "99%"), count
+
+
+def redis_calls(port: int) -> dict[str, int]:
+    """Commands clients sent to the benchmark's Redis since the last call (INFO
+    commandstats; the scripts' own calls inside Redis are left out: no round trips)."""
+    import redis
+
+    client = redis.Redis(port=port)
+    stats = client.info("commandstats")
+    client.config_resetstat()
+    client.close()
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    inside = {"time", "get", "pttl", "lindex", "rpop", "llen", "lpush", "pexpire", "incrby"}
+    inside |= {"set", "hmget", "hset", "info", "config|resetstat"}
+    return {name: n for name, n in calls.items() if name not in inside}
 
 
 def latency(out: str, pct: str) -> float:
@@ -196,13 +219,26 @@ def main() -> None:
             results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in targets}
             for url in targets.values():  # warm-up
                 wrk(url, body, 1, args.connections)
+            trips: dict[str, dict[str, int]] = {}
+            made: dict[str, int] = {}
             for _ in range(args.rounds):
                 for name, url in targets.items():
                     cpu = cpu_seconds(pids[name]) if name in pids else 0.0
-                    rps, p50, p99 = wrk(url, body, args.seconds, args.connections)
+                    if "redis" in name:
+                        redis_calls(redis_port)
+                    rps, p50, p99, count = wrk(url, body, args.seconds, args.connections)
                     used = cpu_seconds(pids[name]) - cpu if name in pids else 0.0
                     results[name].append((rps, p50, p99, used / (rps * args.seconds) * 1e6))
+                    if "redis" in name:
+                        time.sleep(0.2)  # the last settlements
+                        tally = trips.setdefault(name, {})
+                        for command, n in redis_calls(redis_port).items():
+                            tally[command] = tally.get(command, 0) + n
+                        made[name] = made.get(name, 0) + count
             report(mode, results)
+            for name, calls in trips.items():
+                per = ", ".join(f"{c} {n / made[name]:.3f}" for c, n in sorted(calls.items()))
+                print(f"Redis commands per request, {name}: {per} ({made[name]} requests)")
 
 
 def report(mode: str, results: dict[str, list[tuple[float, float, float, float]]]) -> None:

@@ -38,4 +38,9 @@ def proxy(upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]) -> 
 
 
 from tests.integration_fakes import loguru_lines, providers  # noqa: E402, F401  (shared fixtures)
-from tests.redis_server import redis_session, redis_url  # noqa: E402, F401  (shared fixtures)
+from tests.redis_server import (  # noqa: E402, F401  (shared fixtures)
+    redis_cluster,
+    redis_sentinel,
+    redis_session,
+    redis_url,
+)

@@ -1,9 +1,10 @@
 """Chat records: what each exchange said, handed to a writer thread off the event loop.
 
 `ChatLogHook` runs last. Its `before` asks for the reply to be observed (and for
-usage in streams); its `after` builds one record from the request and the
-reassembled reply and queues it. Building a record copies no message text: the
-writer thread serialises the very objects the request was parsed into.
+usage in streams); its `after` builds one record from the request and the reply
+and queues it; a streamed reply goes as the bytes that came, and the writer
+thread reassembles it. Building a record copies no message text: the writer
+thread serialises the very objects the request was parsed into.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..exchange import MODEL_OVERRIDE, Exchange, StateKey
 from ..observe import stream_usage
 from ..pipeline import NOTHING, Contribution, Probe, Shared
 from ..settings import Settings
+from .reassemble import add_reply
 from .writer import ChatLogWriter
 
 # Path endings logged, in match order (chat before the plain completions it ends with).
@@ -32,7 +34,6 @@ SECRET_NAMES = frozenset(
     {"authorization", "api_key", "api-key", "apikey", "x-api-key", "key", "token", "password"}
 )
 MIN_SECRET = 6
-DISCONNECTED = "client disconnected"
 # What the client asked, when: kept from `before` for the record `after` builds.
 _REQUEST = StateKey[tuple[str, dict[str, Any] | None, float]]("chat log request")
 
@@ -61,7 +62,7 @@ class ChatLogHook:
         secrets = tuple(
             s for s in (ex.key.value if ex.key else None, ex.real_key) if s and len(s) >= MIN_SECRET
         )
-        self.writer.submit(ex.route.name, record, secrets)
+        self.writer.submit(ex.route.name, record, secrets, ex.outcome.stream)
 
 
 def exchange_kind(ex: Exchange) -> str | None:
@@ -98,33 +99,19 @@ def build_record(
     for name in CONTENT_FIELDS:
         if name in body:
             record[name] = body[name]
-    complete = outcome.complete and outcome.error is None
-    error = outcome.error
-    if not complete and error == DISCONNECTED and reply_finished(outcome.reply):
-        # SDKs close the connection as soon as they read `[DONE]`: nothing was lost.
-        complete, error = True, None
     record.update(
-        reply=outcome.reply,
+        reply=None,
         usage=outcome.usage,
         status=outcome.status,
-        complete=complete,
-        error=error,
+        complete=outcome.complete and outcome.error is None,
+        error=outcome.error,
         duration_ms=round((outcome.ended - ex.started) * 1000, 1),
         attempts=outcome.attempts,
     )
     if outcome.cache == "hit":
         record["cache"] = "hit"
-    return record
-
-
-def reply_finished(reply: dict[str, Any] | None) -> bool:
-    """Whether a reassembled reply says it ended (every choice has a finish reason)."""
-    if not reply or reply.get("error") is not None:
-        return False
-    if "choices" not in reply:
-        return reply.get("status") == "completed"
-    choices = reply["choices"]
-    return bool(choices) and all(c.get("finish_reason") for c in choices)
+    # A stream's reply is reassembled by the writer thread (see reassemble.py).
+    return record if outcome.stream is not None else add_reply(record, outcome.reply)
 
 
 def scrub(value: Any) -> Any:

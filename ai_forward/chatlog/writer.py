@@ -28,11 +28,13 @@ import orjson
 from loguru import logger
 
 from ..redact import Redactor
+from .reassemble import add_reply, reassemble
 from .settings import ChatLogSettings
 
 WARN_EVERY = 10.0
 CLEAN_EVERY = 3600.0
 BATCH = 512
+LINGER = 0.05  # seconds the thread waits after a small batch
 # Another worker may be writing a recently modified file: never delete those.
 ACTIVE_GRACE = 120.0
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -45,6 +47,7 @@ class Entry:
     route: str
     record: dict[str, Any]
     secrets: tuple[str, ...] = ()
+    stream: bytes | None = None  # a streamed reply as it came, reassembled when written
 
 
 class ChatLogWriter:
@@ -63,10 +66,16 @@ class ChatLogWriter:
         self.last_error: str | None = None  # why the last write failed, until one succeeds
         self.written = 0
 
-    def submit(self, route: str, record: dict[str, Any], secrets: tuple[str, ...] = ()) -> None:
+    def submit(
+        self,
+        route: str,
+        record: dict[str, Any],
+        secrets: tuple[str, ...] = (),
+        stream: bytes | None = None,
+    ) -> None:
         """Queue `record` for writing; never blocks (drops and counts when full)."""
         try:
-            self._queue.put_nowait(Entry(route, record, secrets))
+            self._queue.put_nowait(Entry(route, record, secrets, stream))
         except queue.Full:
             self.dropped += 1
             now = time.monotonic()
@@ -155,6 +164,10 @@ class ChatLogWriter:
             except Exception:  # the thread must outlive any bug, or shutdown would wait on it
                 self.failed += len(batch)
                 logger.exception("chat log: writing a batch failed")
+            if batch and len(batch) < BATCH and not stopping:
+                # Let records gather: a thread woken for every record makes the event loop
+                # wait on the GIL.
+                time.sleep(LINGER)
         for handle in self._files.values():
             handle.close()
         self._files.clear()
@@ -278,7 +291,10 @@ def encode(entry: Entry, redactor: Redactor | None = None) -> bytes:
     (a reply from any provider or host, an error message); `entry.secrets` are the
     keys of this exchange (the client's own among them).
     """
-    line = orjson.dumps(entry.record)
+    record = entry.record
+    if entry.stream is not None:
+        record = add_reply(record, reassemble(entry.stream))
+    line = orjson.dumps(record)
     if redactor is not None:
         line = redactor.redact(line)
     for secret in entry.secrets:

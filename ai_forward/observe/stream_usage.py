@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 
 from ..exchange import Exchange, StateKey
-from ..sse import SSESplitter, event_data, split_events
+from ..sse import SSESplitter, event_data, event_start, split_events
 
 _USAGE_PATHS = ("/chat/completions", "/completions")
 _ASKED = StateKey[bool]("usage asked for")
-_USAGE_OBJECT = re.compile(rb'"usage":\s*\{').search
+find_usage = re.compile(rb'"usage":\s*\{').search
 
 
 def ask_for_usage(ex: Exchange) -> None:
@@ -47,8 +47,12 @@ async def drop_usage_chunk(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]
         whole = splitter.feed(chunk)
         # OpenAI sends `"usage":null` in every chunk once asked; the usage-only chunk, last,
         # holds a usage object: a plain substring test finds it faster than any parsing.
-        if has_usage(whole):
-            whole = b"".join(e for e in split_events(whole) if not is_usage_only(e))
+        found = find_usage(whole)
+        if found is not None:
+            # Only the events from the first usage object on need a look.
+            start = event_start(whole, found.start())
+            kept = [e for e in split_events(whole[start:]) if not is_usage_only(e)]
+            whole = whole[:start] + b"".join(kept)
         if whole:
             yield whole
     rest = splitter.flush()
@@ -64,7 +68,7 @@ def may_be_usage_only(data: bytes) -> bool:
 
 def has_usage(data: bytes) -> bool:
     """Whether `data` may hold a usage object (not `"usage":null`)."""
-    return _USAGE_OBJECT(data) is not None
+    return find_usage(data) is not None
 
 
 def is_usage_only(event: bytes) -> bool:

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from ..sse import SSESplitter, event_data, split_events
+from ..sse import SSESplitter, event_data, event_start, split_events
 from .fields import GENERATED_TEXT, usage_of
-from .reply import ResponseObserver
-from .stream_usage import has_usage
+from .reply import MAX_BUFFERED_JSON, ResponseObserver
+from .stream_usage import find_usage, has_usage
 
 # Generated text in OpenAI chunks. (One regex for this and the usage test together is four
 # times slower: measured.)
@@ -38,8 +38,9 @@ class UsageObserver:
 
     def _read(self, whole: bytes) -> None:
         self.chars += sum(map(len, _GENERATED.findall(whole)))
-        if has_usage(whole):
-            self._read_usage(whole)
+        found = find_usage(whole)
+        if found is not None:
+            self._read_usage(whole[event_start(whole, found.start()) :])
 
     def _read_usage(self, events: bytes) -> None:
         for data in map(event_data, split_events(events)):
@@ -61,13 +62,34 @@ class UsageObserver:
         return {"usage": self.usage} if self.usage is not None else None
 
 
+class RawStreamObserver(UsageObserver):
+    """A UsageObserver that also keeps the stream's bytes (up to MAX_BUFFERED_JSON), for the
+    chat log to reassemble off the event loop: no event is decoded on the request path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: bytearray | None = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        super().feed(chunk)
+        if self.raw is not None:
+            if len(self.raw) + len(chunk) > MAX_BUFFERED_JSON:
+                self.raw = None  # too large to log whole: the record keeps only the usage
+            else:
+                self.raw += chunk
+
+
 def observer_for(
     content_type: str, full: bool, usage: bool
 ) -> ResponseObserver | UsageObserver | None:
-    """What reads the reply: full reassembly (chat log), usage only (limits), or nothing.
+    """What reads the reply: the whole of it (chat log), usage only (limits), or nothing.
 
-    A non-streamed body is parsed once at the end either way, so it gets the full reader.
+    A non-streamed body is parsed once at the end either way, so it gets the full reader;
+    a stream read whole is kept as it came, to be reassembled by whoever needs it.
     """
-    if full or (usage and not content_type.startswith("text/event-stream")):
+    streamed = content_type.startswith("text/event-stream")
+    if streamed and full:
+        return RawStreamObserver()
+    if full or (usage and not streamed):
         return ResponseObserver(content_type)
     return UsageObserver() if usage else None

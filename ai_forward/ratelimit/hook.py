@@ -1,4 +1,4 @@
-"""RPM and TPM limits on `limits` storage.
+"""RPM and TPM limits, counted in one storage operation per request (see `counters.py`).
 
 Per request, in order: the client's request limits (its issued-user limit when it has
 one, else REQ_RATE_LIMIT per key or IP), then GLOBAL_RATE_LIMIT, then a reservation of
@@ -9,14 +9,11 @@ none). Counters are keyed by a hash of the client's key, never the key itself.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from limits import RateLimitItem, RateLimitItemPerMinute
 
 from ..errors import RateLimited
 from ..exchange import KEY_LEVEL, Exchange, StateKey
@@ -25,48 +22,90 @@ from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
 from ..pipeline import Contribution, Probe, Shared
 from ..settings import Settings
 from ..types import Headers
+from ..upstream import Deadline
+from .counters import FIXED, STRATEGY_CODES, Charge, Settlement
 from .pacing import paced
 from .settings import LimitRule, LimitSettings
 from .store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
 
 _SETTLE_MARGIN = 0.2
+RuleLimits = tuple[tuple[LimitRule, "Limit"], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """One limit as it applies to this request: what, whose counter, and how to name it."""
+    """One limit as it applies to this request: how much per how long, whose counter, and
+    how to name it."""
 
-    item: RateLimitItem
-    identifiers: tuple[str, ...]
+    amount: int
+    window: int  # seconds
+    key: str
     name: str
 
     def describe(self, unit: str) -> str:
-        period = self.item.get_expiry()
-        return f"{self.item.amount} {unit} per {duration(period)} ({self.name})"
+        return f"{self.amount} {unit} per {duration(self.window)} ({self.name})"
+
+    def charge(self, kind: str, cost: int = 1) -> Charge:
+        return Charge(self.key, kind, self.amount, self.window, cost)
 
 
-@dataclass(slots=True)
+def rule_limits(kind: str, setting: str, rules: Sequence[LimitRule]) -> RuleLimits:
+    """Each rule's limits with their counter keys but the client's id, built once."""
+    return tuple(
+        (
+            rule,
+            Limit(
+                item.amount,
+                item.get_expiry(),
+                f"{kind}/{rule.pattern}/{item.amount}/{item.get_expiry()}/",
+                f"{setting}{on(rule.pattern)}, per client",
+            ),
+        )
+        for rule in rules
+        for item in rule.limits
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Reservation:
+    """The tokens reserved on one counter, settled when the reply ends."""
+
     key: str
-    expiry: int
+    window: int
     tokens: int
     window_end: float
 
 
-_RESERVED = StateKey[list[Reservation]]("token reservations")
+_RESERVED = StateKey[tuple[Reservation, ...]]("token reservations")
 
 
 class LimitHook:
-    """Counts requests and tokens; answers 429 with OpenAI's rate limit headers."""
+    """Counts requests and tokens; answers 429 with OpenAI's rate limit headers.
+
+    All the limits of a request are counted in one storage operation before the upstream
+    call, and its token reservations settled in one after it.
+    """
 
     def __init__(self, settings: LimitSettings, store: LimitStore) -> None:
         self.settings = settings
         self.store = store
+        self.kind = STRATEGY_CODES[settings.strategy]
+        self.request_rules = rule_limits("req", "REQ_RATE_LIMIT", settings.requests)
+        self.token_rules = rule_limits("tpm", "TPM_LIMIT", settings.tokens)
+        self.global_limits = [
+            Limit(
+                item.amount,
+                item.get_expiry(),
+                f"req/global/{item.amount}/{item.get_expiry()}",
+                "GLOBAL_RATE_LIMIT",
+            )
+            for item in settings.global_limits
+        ]
 
-    def deadline(self) -> contextlib.AbstractAsyncContextManager[object]:
+    def deadline(self) -> contextlib.AbstractContextManager[object]:
         """A bound on storage calls over the network; memory counting cannot hang."""
         if self.settings.shared:
-            return asyncio.timeout(STORAGE_TIMEOUT)
+            return Deadline(STORAGE_TIMEOUT)
         return contextlib.nullcontext()
 
     async def before(self, ex: Exchange) -> None:
@@ -88,110 +127,110 @@ class LimitHook:
         if not self.store.available:
             self.store.failed(None)
             return
+        estimate = 0
         if tokens:
             ask_for_usage(ex)
-        headers: Headers = []
+            # A form (an upload) is estimated by its size; any other body must be readable.
+            rule = "TPM_LIMIT" if ex.principal is None else "this key's tokens-per-minute limit"
+            body = None if ex.is_form else ex.read_json(rule)
+            estimate = estimate_request(body, ex.upstream_path, len(ex.body))
+        # A request alone never exceeds a token limit forever: it costs at most the limit.
+        charges = tuple(limit.charge(self.kind) for limit in requests) + tuple(
+            limit.charge(FIXED, min(estimate, limit.amount)) for limit in tokens
+        )
         try:
-            async with self.deadline():
-                if requests:
-                    headers += await self.count_requests(requests)
-                if tokens:
-                    headers += await self.reserve_tokens(ex, tokens)
+            with self.deadline():
+                verdict = await self.store.counters.take(charges)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc)
             return
-        ex.response_headers.extend(headers)
+        now = time.time()
+        counts = verdict.counts
+        if verdict.refused is not None:
+            i = verdict.refused
+            reset_at = now + counts[i].reset_in
+            if i < len(requests):
+                limit = requests[i]
+                message = f"rate limit reached: {limit.describe('requests')}"
+                raise rejected(message, limit.amount, reset_at, "requests")
+            limit = tokens[i - len(requests)]
+            message = (
+                f"token rate limit reached: {limit.describe('tokens')}; this request "
+                f"may use up to {estimate} tokens (prompt plus max_tokens)"
+            )
+            raise rejected(message, limit.amount, reset_at, "tokens")
+        if requests:
+            # The headers tell the client about its own limit (the first), as OpenAI's do.
+            first, count = requests[0], counts[0]
+            amount = first.amount
+            ex.response_headers += ratelimit_headers(
+                "requests", amount, amount - count.used, now + count.reset_in
+            )
+        if tokens:
+            token_charges = charges[len(requests) :]
+            token_counts = counts[len(requests) :]
+            ex.set(
+                _RESERVED,
+                tuple(
+                    Reservation(c.key, c.window, c.cost, now + n.reset_in)
+                    for c, n in zip(token_charges, token_counts, strict=True)
+                ),
+            )
+            tightest = min(
+                zip(token_charges, token_counts, strict=True),
+                key=lambda pair: pair[0].amount - pair[1].used,
+            )
+            charge, count = tightest
+            ex.response_headers += ratelimit_headers(
+                "tokens", charge.amount, charge.amount - count.used, now + count.reset_in
+            )
 
     def limits_for(self, ex: Exchange) -> tuple[list[Limit], list[Limit]]:
-        settings = self.settings
         principal = ex.principal
         rpm = principal.rpm if principal else None
-        requests = client_limits(ex, "req", "REQ_RATE_LIMIT", rpm, settings.requests)
-        requests += [Limit(i, ("global",), "GLOBAL_RATE_LIMIT") for i in settings.global_limits]
+        requests = client_limits(ex, "req", rpm, self.request_rules) + self.global_limits
         tpm = principal.tpm if principal else None
-        tokens = client_limits(ex, "tpm", "TPM_LIMIT", tpm, settings.tokens)
+        tokens = client_limits(ex, "tpm", tpm, self.token_rules)
         return requests, tokens
-
-    async def count_requests(self, limits: list[Limit]) -> Headers:
-        limiter = self.store.requests
-        for limit in limits:
-            if not await limiter.hit(limit.item, *limit.identifiers):
-                stats = await limiter.get_window_stats(limit.item, *limit.identifiers)
-                raise rejected(
-                    f"rate limit reached: {limit.describe('requests')}",
-                    limit.item.amount,
-                    stats.reset_time,
-                    "requests",
-                )
-        # The headers tell the client about its own limit (the first), as OpenAI's do.
-        first = limits[0]
-        stats = await limiter.get_window_stats(first.item, *first.identifiers)
-        return ratelimit_headers("requests", first.item.amount, stats.remaining, stats.reset_time)
-
-    async def reserve_tokens(self, ex: Exchange, limits: list[Limit]) -> Headers:
-        storage = self.store.storage
-        # A form (an upload) is estimated by its size; any other body must be readable.
-        rule = "TPM_LIMIT" if ex.principal is None else "this key's tokens-per-minute limit"
-        body = None if ex.is_form else ex.read_json(rule)
-        estimate = estimate_request(body, ex.upstream_path, len(ex.body))
-        reserved: list[Reservation] = []
-        ex.set(_RESERVED, reserved)
-        tightest: tuple[int, float, int] | None = None
-        for limit in limits:
-            item = limit.item
-            key = item.key_for(*limit.identifiers)
-            expiry = item.get_expiry()
-            cost = min(estimate, item.amount)  # a request alone never exceeds a limit forever
-            count = await storage.incr(key, expiry, amount=cost)
-            window_end = await storage.get_expiry(key)
-            if count > item.amount or item.amount < 1:
-                await storage.incr(key, expiry, amount=-cost)
-                raise rejected(
-                    f"token rate limit reached: {limit.describe('tokens')}; this request "
-                    f"may use up to {estimate} tokens (prompt plus max_tokens)",
-                    item.amount,
-                    window_end,
-                    "tokens",
-                )
-            reserved.append(Reservation(key, expiry, cost, window_end))
-            remaining = item.amount - count
-            if tightest is None or remaining < tightest[0]:
-                tightest = (remaining, window_end, item.amount)
-        assert tightest is not None
-        return ratelimit_headers("tokens", tightest[2], tightest[0], tightest[1])
 
     async def after(self, ex: Exchange) -> None:
         reserved = ex.get(_RESERVED)
         if not reserved or not self.store.available:
             return
         used = tokens_used(ex)
-        storage = self.store.storage
+        now = time.time()
+        settlements = tuple(
+            Settlement(r.key, r.window, used - r.tokens)
+            for r in reserved
+            # A refund only within the window it was reserved in; an extra charge always.
+            if used > r.tokens or (used < r.tokens and now < r.window_end - _SETTLE_MARGIN)
+        )
+        if not settlements:
+            return
         try:
-            async with self.deadline():
-                for reservation in reserved:
-                    delta = used - reservation.tokens
-                    same_window = time.time() < reservation.window_end - _SETTLE_MARGIN
-                    if delta > 0 or (delta < 0 and same_window):
-                        await storage.incr(reservation.key, reservation.expiry, amount=delta)
+            with self.deadline():
+                await self.store.counters.settle(settlements)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc, raise_closed=False)
 
 
-def client_limits(
-    ex: Exchange, kind: str, setting: str, per_user: int | None, rules: Sequence[LimitRule]
-) -> list[Limit]:
+def client_limits(ex: Exchange, kind: str, per_user: int | None, rules: RuleLimits) -> list[Limit]:
     """The client's own limits of one kind: its issued user's per-minute figure, when it
     has one, else the matching rules of the setting, counted per client key or IP."""
     if ex.principal is not None and per_user is not None:
         unit = "requests" if kind == "req" else "tokens"
-        name = f"the {unit} per minute of user {ex.principal.name}"
-        return [Limit(RateLimitItemPerMinute(per_user), (kind, "user", ex.principal.name), name)]
+        user = ex.principal.name
+        name = f"the {unit} per minute of user {user}"
+        return [Limit(per_user, 60, f"{kind}/user/{per_user}/60/{user}", name)]
+    if not rules:
+        return []
     client = ex.client_id
+    path = ex.path
+    level = ex.get(KEY_LEVEL) or 0
     return [
-        Limit(item, (kind, rule.pattern, client), f"{setting}{on(rule.pattern)}, per client")
-        for rule in rules
-        if rule.matches(ex.path, ex.get(KEY_LEVEL) or 0)
-        for item in rule.limits
+        Limit(limit.amount, limit.window, limit.key + client, limit.name)
+        for rule, limit in rules
+        if rule.matches(path, level)
     ]
 
 

@@ -226,8 +226,10 @@ def read_backend(reader: EnvReader) -> str:
             f"{name}={value!r}: expected memory:// or a Redis URL such as redis://host:6379/0 "
             f"(schemes: {', '.join(s + '://' for s in _BACKEND_SCHEMES)})"
         )
-    try:
-        _ = parts.port
-    except ValueError:
-        raise SettingsError(f"{name}={value!r}: the port is not a number") from None
+    # A cluster or a sentinel URL may name several nodes: host:port,host:port.
+    hosts = parts.netloc.rpartition("@")[2].split(",") if parts.netloc else []
+    for host in hosts:
+        port = host.rpartition(":")[2] if ":" in host.lstrip("[").rpartition("]")[2] else ""
+        if not host or (port and not port.isdigit()):
+            raise SettingsError(f"{name}={value!r}: the port of {host!r} is not a number")
     return value

@@ -1,4 +1,9 @@
-"""The counter storage of the rate limits (`limits`, memory or Redis) and its fail policy."""
+"""The counter storage of the rate limits (memory or Redis) and its fail policy.
+
+`limits` opens the Redis connection, since it knows every URL form (redis://, rediss://,
+redis+unix://, redis+cluster://, redis+sentinel://); the counting itself is ours (see
+`counters.py`), one operation per request instead of one per limit and per figure.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,13 @@ from types import TracebackType
 from typing import Any
 
 import redis.exceptions
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import (
-    FixedWindowRateLimiter,
-    MovingWindowRateLimiter,
-    RateLimiter,
-    SlidingWindowCounterRateLimiter,
-)
 from limits.errors import StorageError
-from limits.storage import storage_from_string
 from loguru import logger
 
 from ..errors import ServiceUnavailable
 from ..signals import Signals
+from .counters import Counters, MemoryCounters
+from .redis_counters import RedisCounters
 from .settings import LimitSettings
 
 # Every storage round trip of one request shares this bound: a slow or gone Redis costs a
@@ -32,7 +31,6 @@ FAIL_LOG_EVERY = 60.0
 # After a failure, requests follow the fail policy at once for this long before the
 # storage is tried again: a gone Redis must not cost every request the full timeout.
 RETRY_STORAGE_AFTER = 2.0
-SWEEP_EVERY = 10.0  # seconds; a sweep hops to a thread once per moving-window key
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     StorageError,
     TimeoutError,
@@ -42,12 +40,7 @@ STORAGE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class LimitStore:
-    """Opens the storage for the lifespan; `requests` counts with the chosen strategy.
-
-    Token counters always use the storage's plain counters (a fixed window), because a
-    reservation is settled later by a refund or an extra charge, which only a counter
-    can take; a moving window would also keep one entry per token.
-    """
+    """Opens the counters for the lifespan: in this process, or in Redis."""
 
     def __init__(
         self, settings: LimitSettings, workers: int = 1, signals: Signals | None = None
@@ -55,41 +48,19 @@ class LimitStore:
         self.settings = settings
         self.signals = signals or Signals()
         self.workers = workers
-        self._storage: Storage | None = None
-        self._requests: RateLimiter | None = None
+        self._counters: Counters | None = None
+        self._client: Any = None
         self._last_logged = -math.inf
         self._retry_at = -math.inf
 
     @property
-    def storage(self) -> Storage:
-        if self._storage is None:
+    def counters(self) -> Counters:
+        if self._counters is None:
             raise RuntimeError("the rate limit storage is used outside the lifespan")
-        return self._storage
-
-    @property
-    def requests(self) -> RateLimiter:
-        if self._requests is None:
-            raise RuntimeError("the rate limit storage is used outside the lifespan")
-        return self._requests
+        return self._counters
 
     async def __aenter__(self) -> LimitStore:
         settings = self.settings
-        options: dict[str, Any] = {"wrap_exceptions": True}
-        if settings.shared:
-            options.update(
-                implementation="redispy",
-                socket_timeout=STORAGE_TIMEOUT,
-                socket_connect_timeout=STORAGE_TIMEOUT,
-            )
-        storage = (
-            storage_from_string("async+" + settings.backend, **options)
-            if settings.shared
-            else MemoryCounters()
-        )
-        assert isinstance(storage, Storage)
-        self._storage = storage
-        self._requests = limiter(settings.strategy, storage)
-        where = redact(settings.backend)
         if settings.counting and not settings.shared and self.workers > 1:
             logger.warning(
                 "rate limits are counted per worker: RATE_LIMIT_BACKEND is memory:// and "
@@ -97,13 +68,30 @@ class LimitStore:
                 "redis://... for exact limits across workers",
                 self.workers,
             )
-        if settings.shared:
-            try:
-                async with asyncio.timeout(STORAGE_TIMEOUT):
-                    await storage.check()
-                logger.info("rate limits counted in {} ({})", where, settings.strategy)
-            except STORAGE_ERRORS as exc:
-                self.failed(exc, raise_closed=False)
+        if not settings.shared:
+            self._counters = MemoryCounters()
+            return self
+        from limits.aio.storage import Storage
+        from limits.storage import storage_from_string
+
+        # No socket_timeout: the hook bounds every call (STORAGE_TIMEOUT), and redis-py would
+        # spend a task and a timer on each read and write to enforce one.
+        storage = storage_from_string(
+            "async+" + settings.backend,
+            implementation="redispy",
+            socket_connect_timeout=STORAGE_TIMEOUT,
+        )
+        assert isinstance(storage, Storage)
+        self._client = storage.bridge.storage  # type: ignore[attr-defined]
+        self._counters = RedisCounters(self._client)
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT):
+                await self._client.ping()
+            logger.info(
+                "rate limits counted in {} ({})", redact(settings.backend), settings.strategy
+            )
+        except STORAGE_ERRORS as exc:
+            self.failed(exc, raise_closed=False)
         return self
 
     async def __aexit__(
@@ -112,19 +100,20 @@ class LimitStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client = getattr(getattr(self._storage, "bridge", None), "storage", None)
-        close = getattr(client, "aclose", None)
+        close = getattr(self._client, "aclose", None)
         if close is not None:
             with contextlib.suppress(Exception):
                 await close()
-        self._storage = None
-        self._requests = None
+        self._client = None
+        self._counters = None
 
     async def ping(self) -> str | None:
         """None when the storage answers, else why it does not (no password)."""
+        if self._client is None:
+            return None  # counted in this process
         try:
             async with asyncio.timeout(STORAGE_TIMEOUT):
-                if await self.storage.check():
+                if await self._client.ping():
                     return None
         except STORAGE_ERRORS as exc:
             cause = exc.storage_error if isinstance(exc, StorageError) else exc
@@ -163,34 +152,6 @@ class LimitStore:
                 code="rate_limit_storage_unavailable",
                 headers={"retry-after": "1"},
             )
-
-
-class MemoryCounters(MemoryStorage):
-    """limits' memory storage, sweeping out expired entries every SWEEP_EVERY seconds.
-
-    As shipped, it starts a sweep (with a thread hop per moving-window key) after almost
-    every hit, which costs more than the counting itself under load. Counting does not
-    depend on the sweep; it only keeps memory bounded. Should limits rename the private
-    hook overridden here, this class is simply the stock storage again.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._next_sweep = 0.0
-
-    async def _MemoryStorage__schedule_expiry(self) -> None:
-        now = time.monotonic()
-        if now >= self._next_sweep:
-            self._next_sweep = now + SWEEP_EVERY
-            await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
-
-
-def limiter(strategy: str, storage: Storage) -> RateLimiter:
-    if strategy == "fixed-window":
-        return FixedWindowRateLimiter(storage)
-    if strategy == "sliding-window-counter":
-        return SlidingWindowCounterRateLimiter(storage)
-    return MovingWindowRateLimiter(storage)
 
 
 def redact(url: str) -> str:

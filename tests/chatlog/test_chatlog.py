@@ -437,3 +437,39 @@ def test_unreachable_upstream_is_recorded_with_the_gateway_error(
     record = only(log_dir)
     assert (record["status"], record["complete"], record["reply"]) == (502, False, None)
     assert "could not reach the upstream of route 'openai'" in record["error"]
+
+
+def test_streamed_events_are_decoded_by_the_writer_thread_not_the_event_loop(
+    upstream: FakeUpstream, logged: ProxyServer, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import orjson
+
+    decoded_in: list[tuple[str, bool]] = []
+    loads = orjson.loads
+
+    def spying_loads(data: Any) -> Any:
+        if b"chat.completion.chunk" in bytes(data):
+            decoded_in.append((threading.current_thread().name, b'"usage"' in bytes(data)))
+        return loads(data)
+
+    async def handler(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        words = [chunk(f"w{i} ") for i in range(20)]
+        return await streamed(request, rec, *words, chunk(finish="stop"))
+
+    upstream.handler = handler
+    monkeypatch.setattr(orjson, "loads", spying_loads)
+    parts = list(sdk(logged).chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+    assert len(parts) == 21
+    record = only(log_dir)
+    assert record["reply"]["choices"][0]["message"]["content"] == "".join(
+        f"w{i} " for i in range(20)
+    )
+    assert record["usage"] == USAGE and record["complete"] is True
+    # The writer decodes every event; the request path only the one that carries the usage
+    # (read for the limits and hidden from a client that did not ask for it).
+    writer = [usage for thread, usage in decoded_in if thread == "aifd-chat-log"]
+    elsewhere = [usage for thread, usage in decoded_in if thread != "aifd-chat-log"]
+    assert len(writer) == 22
+    assert all(elsewhere) and len(elsewhere) <= 2, decoded_in

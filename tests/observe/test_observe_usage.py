@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from ai_forward.observe.reply import ResponseObserver
-from ai_forward.observe.usage import UsageObserver, observer_for
+from ai_forward.observe.usage import RawStreamObserver, UsageObserver, observer_for
 from tests.fakes import chunk
 
 USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
@@ -48,7 +48,7 @@ def test_no_usage_reported_gives_no_usage_but_the_text_length() -> None:
 
 
 def test_full_reassembly_when_asked_and_for_plain_json() -> None:
-    assert isinstance(observer_for("text/event-stream", True, True), ResponseObserver)
+    assert isinstance(observer_for("text/event-stream", True, True), RawStreamObserver)
     assert isinstance(observer_for("application/json", False, True), ResponseObserver)
     assert isinstance(observer_for("text/event-stream", False, True), UsageObserver)
     assert observer_for("text/event-stream", False, False) is None

@@ -41,3 +41,13 @@ def test_usage_null_in_every_chunk_is_not_usage() -> None:
     # OpenAI puts "usage":null in every chunk once include_usage is on; they all stay.
     text = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
     assert collect([text, text, USAGE, DONE]) == text + text + DONE
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_a_long_run_of_events_loses_only_its_usage_chunk(newline: bytes) -> None:
+    def lines(event: bytes) -> bytes:
+        return event.replace(b"\n", newline)
+
+    text, usage, done = lines(TEXT), lines(USAGE), lines(DONE)
+    assert collect([text * 50 + usage + done]) == text * 50 + done
+    assert collect([usage + text * 3]) == text * 3

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ai_forward.app import Gateway
+from ai_forward.chatlog.reassemble import reassemble
 from ai_forward.exchange import Exchange
 from ai_forward.observe.stream_usage import ask_for_usage
 from tests.fakes import FakeUpstream, ProxyServer
@@ -25,7 +26,10 @@ class UsageHook:
         ex.observe = True  # the whole reply, as the chat log asks for it
 
     async def after(self, ex: Exchange) -> None:
-        self.seen.append((ex.json(), ex.outcome.usage, ex.outcome.reply))
+        # A stream read whole comes as its bytes, for the chat log's writer to reassemble.
+        stream = ex.outcome.stream
+        reply = ex.outcome.reply if stream is None else reassemble(stream)
+        self.seen.append((ex.json(), ex.outcome.usage, reply))
 
 
 @pytest.fixture

@@ -1,0 +1,39 @@
+"""A record's reply: as read on the request path, or reassembled from the raw stream in
+the writer thread, so that the event loop decodes no streamed event for the chat log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..observe.reply import ResponseObserver
+
+DISCONNECTED = "client disconnected"
+
+
+def add_reply(record: dict[str, Any], reply: dict[str, Any] | None) -> dict[str, Any]:
+    """`record` with its reply, and its usage and completeness as the reply tells them."""
+    record["reply"] = reply
+    usage = reply.get("usage") if reply else None
+    if record.get("usage") is None and isinstance(usage, dict):
+        record["usage"] = usage  # what the request path read wins (a cache hit costs none)
+    if not record["complete"] and record["error"] == DISCONNECTED and reply_finished(reply):
+        # SDKs close the connection as soon as they read `[DONE]`: nothing was lost.
+        record["complete"], record["error"] = True, None
+    return record
+
+
+def reassemble(stream: bytes) -> dict[str, Any] | None:
+    """A raw SSE reply joined into OpenAI's non-streamed shape."""
+    observer = ResponseObserver("text/event-stream")
+    observer.feed(stream)
+    return observer.result()
+
+
+def reply_finished(reply: dict[str, Any] | None) -> bool:
+    """Whether a reassembled reply says it ended (every choice has a finish reason)."""
+    if not reply or reply.get("error") is not None:
+        return False
+    if "choices" not in reply:
+        return reply.get("status") == "completed"
+    choices = reply["choices"]
+    return bool(choices) and all(c.get("finish_reason") for c in choices)
