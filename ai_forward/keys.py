@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .errors import Unauthorized
 from .types import Headers
 
 KEY_HEADERS = (b"authorization", b"api-key", b"x-api-key")
@@ -177,3 +178,22 @@ def key_header(header: bytes, key: str) -> tuple[bytes, bytes]:
 
 def without_keys(headers: Headers) -> Headers:
     return [(n, v) for n, v in headers if n not in KEY_HEADERS]
+
+
+class AdminToken:
+    """ADMIN_TOKEN, kept only as a hash; every admin surface checks it here, in constant time."""
+
+    def __init__(self, token: str) -> None:
+        self._digest = hashlib.sha256(token.encode()).digest()
+
+    def matches(self, presented: str) -> bool:
+        return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._digest)
+
+    def check(self, headers: Headers) -> None:
+        """Raise Unauthorized unless `headers` carry `Authorization: Bearer <ADMIN_TOKEN>`."""
+        key = find_key(headers)
+        matches = self.matches(key.value if key else "")
+        if key is None or key.header != b"authorization":
+            raise Unauthorized("the admin API needs `Authorization: Bearer <ADMIN_TOKEN>`")
+        if not matches:
+            raise Unauthorized("wrong admin token: send `Authorization: Bearer <ADMIN_TOKEN>`")

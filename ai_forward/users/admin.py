@@ -19,8 +19,6 @@ the dashboard's session cookie with its `X-CSRF-Token` (see `session.py`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,7 +37,7 @@ from ..errors import (
     ServiceUnavailable,
     Unauthorized,
 )
-from ..keys import find_key
+from ..keys import AdminToken, find_key
 from ..types import Receive, Scope, Send
 from . import accounts
 from .hosts import HostFieldError, HostSync, checked_host
@@ -70,7 +68,7 @@ class AdminAPI:
         routes: Sequence[str],
         hosts: HostSync,
     ) -> None:
-        self._token = hashlib.sha256(token.encode()).digest()
+        self.admin = AdminToken(token)
         self.sessions = AdminSessions(token)
         self.store = store
         self.usage = usage
@@ -120,11 +118,7 @@ class AdminAPI:
                 "the dashboard session expired or its X-CSRF-Token is missing: sign in again "
                 "at /admin/ui"
             )
-        presented = hashlib.sha256(key.value.encode() if key else b"").digest()
-        if key is None or key.header != b"authorization":
-            raise Unauthorized("the admin API needs `Authorization: Bearer <ADMIN_TOKEN>`")
-        if not hmac.compare_digest(presented, self._token):
-            raise Unauthorized("wrong admin token: send `Authorization: Bearer <ADMIN_TOKEN>`")
+        self.admin.check(scope["headers"])
 
     async def create(self, request: Request) -> Response:
         fields = self.checked(await body_of(request), partial=False)

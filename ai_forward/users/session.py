@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 
+from ..keys import AdminToken
 from ..types import Headers
 
 COOKIE = "aifd_admin"
@@ -24,12 +25,12 @@ SESSION_SECONDS = 12 * 3600
 class AdminSessions:
     def __init__(self, token: str, lifetime: float = SESSION_SECONDS) -> None:
         self._key = hashlib.sha256(b"aifd admin session\x00" + token.encode()).digest()
-        self._token = hashlib.sha256(token.encode()).digest()
+        self.admin = AdminToken(token)
         self.lifetime = lifetime
 
     def token_matches(self, presented: str) -> bool:
         """Whether `presented` is ADMIN_TOKEN, compared in constant time."""
-        return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._token)
+        return self.admin.matches(presented)
 
     def issue(self) -> str:
         payload = f"{int(time.time() + self.lifetime)}.{secrets.token_urlsafe(16)}"
