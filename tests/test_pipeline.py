@@ -79,6 +79,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
             "LOG_CHAT": "true",
             "LOG_DIR": str(tmp_path / "Log"),
             "MODEL_PRICES": "gpt-4o*=2.5/10",
+            "METRICS": "true",
         }
     )
     gateway = Gateway(settings)

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from ..env import EnvReader, Setting, SettingsError, table
 
-METRICS = Setting("METRICS", True, "serve Prometheus metrics at /metrics")
+METRICS = Setting(
+    "METRICS", False, "serve Prometheus metrics at /metrics (costs throughput; see README)"
+)
 METRICS_TOKEN: Setting[str | None] = Setting(
     "METRICS_TOKEN", None, "bearer token /metrics requires (unset: loopback clients only)"
 )

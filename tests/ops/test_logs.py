@@ -20,6 +20,7 @@ def test_json_logs_parse_line_by_line_with_one_line_per_request(
         "OPENAI_API_KEY": "sk-real-1",
         "FORWARD_KEY": "fk-test",
         "LOG_FORMAT": "json",
+        "METRICS": "true",  # tokens are read from replies when a feature counts them
     }
     with aifd_instance(env, tmp_path) as (url, proc):
         sdk = openai.OpenAI(base_url=url + "/v1", api_key="fk-test", max_retries=0)

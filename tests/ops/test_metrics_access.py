@@ -22,7 +22,7 @@ from tests.ops.scrape import scrape, value
 def test_metrics_token_is_required_when_set(
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
 ) -> None:
-    proxy = proxy_factory(OPENAI_BASE_URL=upstream.url, METRICS_TOKEN="m-token-123")
+    proxy = proxy_factory(OPENAI_BASE_URL=upstream.url, METRICS="true", METRICS_TOKEN="m-token-123")
     refused = httpx.get(proxy.url + "/metrics", headers={"authorization": "Bearer wrong"})
     assert refused.status_code == 401
     assert "METRICS_TOKEN" in refused.json()["error"]["message"]
@@ -62,6 +62,7 @@ def test_one_process_counts_refusals_by_reason_and_answers_with_a_request_id(
         FORWARD_KEY="fk-test",
         IP_BLACKLIST="10.9.9.9",
         REQ_RATE_LIMIT="2/minute",
+        METRICS="true",
     )
     sdk = openai.OpenAI(base_url=proxy.url + "/v1", api_key="fk-test", max_retries=0)
     sdk.models.list()

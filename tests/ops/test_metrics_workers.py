@@ -20,6 +20,7 @@ def test_two_workers_count_every_request_exactly(upstream: FakeUpstream, tmp_pat
         "OPENAI_API_KEY": "sk-real-1",
         "FORWARD_KEY": "fk-test",
         "MAX_BODY_SIZE": "20000",
+        "METRICS": "true",
     }
     with aifd_instance(env, tmp_path, workers=2) as (url, _):
         for _ in range(6):
