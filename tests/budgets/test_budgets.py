@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.fakes import FakeUpstream, ProxyServer
-from tests.users.fakes import PLAIN, TOKEN, admin, chat, create, sdk, usage_handler
+from tests.users.fakes import PLAIN, admin, chat, create, sdk, users_gateway
 
 # $1000 per million tokens in and out: a token costs a tenth of a cent.
 PRICES = "gpt-4o-mini=1000/1000;gpt-4o=0/1000"
@@ -22,14 +22,8 @@ PRICES = "gpt-4o-mini=1000/1000;gpt-4o=0/1000"
 def gateway(
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
 ) -> ProxyServer:
-    upstream.handler = usage_handler
-    return proxy_factory(
-        OPENAI_BASE_URL=upstream.url,
-        OPENAI_API_KEY="sk-real-1",
-        ADMIN_TOKEN=TOKEN,
-        STORE_URL=f"sqlite:///{tmp_path}/users.db",
-        MODEL_PRICES=PRICES,
-        USAGE_FLUSH_INTERVAL=0.1,
+    return users_gateway(
+        upstream, proxy_factory, tmp_path, MODEL_PRICES=PRICES, USAGE_FLUSH_INTERVAL=0.1
     )
 
 

@@ -11,19 +11,18 @@ import pytest
 from ai_forward.app import Gateway
 from ai_forward.settings import Settings
 from tests.fakes import FakeUpstream, ProxyServer
-from tests.users.fakes import TOKEN, admin, chat, create, usage_handler
+from tests.users.fakes import TOKEN, admin, chat, create, users_gateway
 
 
 @pytest.fixture
 def gateway(
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
 ) -> ProxyServer:
-    upstream.handler = usage_handler
-    return proxy_factory(
-        OPENAI_BASE_URL=upstream.url,
+    return users_gateway(
+        upstream,
+        proxy_factory,
+        tmp_path,
         OPENAI_API_KEY="sk-real-dashboard-1",
-        ADMIN_TOKEN=TOKEN,
-        STORE_URL=f"sqlite:///{tmp_path}/users.db",
         USAGE_FLUSH_INTERVAL=0.1,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,17 @@ import uvicorn
 from aiohttp import web
 
 from ai_forward.types import ASGIApp
-from tests.fakes import Recorded, chunk, completion, free_port, json_response, sse, stream_response
+from tests.fakes import (
+    FakeUpstream,
+    ProxyServer,
+    Recorded,
+    chunk,
+    completion,
+    free_port,
+    json_response,
+    sse,
+    stream_response,
+)
 
 TOKEN = "admin-token-0123456789"
 REPO = Path(__file__).resolve().parents[2]
@@ -91,3 +101,21 @@ def serving(app: ASGIApp) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def users_gateway(
+    upstream: FakeUpstream,
+    proxy_factory: Callable[..., ProxyServer],
+    tmp_path: Path,
+    **extra: object,
+) -> ProxyServer:
+    """The gateway with issued users on a fresh SQLite store and no server-wide limits;
+    `extra` settings on top (or in place of these)."""
+    upstream.handler = usage_handler
+    settings: dict[str, object] = {
+        "OPENAI_BASE_URL": upstream.url,
+        "OPENAI_API_KEY": "sk-real-1",
+        "ADMIN_TOKEN": TOKEN,
+        "STORE_URL": f"sqlite:///{tmp_path}/users.db",
+    }
+    return proxy_factory(**{**settings, **extra})

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakes import FakeUpstream, ProxyServer
 from tests.processes import aifd_instance
-from tests.users.fakes import REPO, TOKEN, admin, chat, create, usage_handler
+from tests.users.fakes import REPO, TOKEN, admin, chat, create, usage_handler, users_gateway
 from tests.users.test_users_cli import aifd_users
 from tests.users.test_users_redis import refused, within
 
@@ -26,14 +26,7 @@ def reset(url: str, key: str) -> httpx.Response:
 def gateway(
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
 ) -> ProxyServer:
-    upstream.handler = usage_handler
-    return proxy_factory(
-        OPENAI_BASE_URL=upstream.url,
-        OPENAI_API_KEY="sk-real-1",
-        ADMIN_TOKEN=TOKEN,
-        STORE_URL=f"sqlite:///{tmp_path}/users.db",
-        KEY_CACHE_TTL=60,
-    )
+    return users_gateway(upstream, proxy_factory, tmp_path, KEY_CACHE_TTL=60)
 
 
 def test_holder_resets_own_key_old_dies_at_once_new_works(

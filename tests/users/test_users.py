@@ -25,6 +25,7 @@ from tests.users.fakes import (
     sdk,
     serving,
     usage_handler,
+    users_gateway,
 )
 
 
@@ -290,13 +291,7 @@ def limits_off(
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
 ) -> ProxyServer:
     """Users and nothing else: no REQ_RATE_LIMIT, TPM_LIMIT or GLOBAL_RATE_LIMIT."""
-    upstream.handler = usage_handler
-    return proxy_factory(
-        OPENAI_BASE_URL=upstream.url,
-        OPENAI_API_KEY="sk-real-1",
-        ADMIN_TOKEN=TOKEN,
-        STORE_URL=f"sqlite:///{tmp_path}/users.db",
-    )
+    return users_gateway(upstream, proxy_factory, tmp_path)
 
 
 def test_users_rpm_holds_without_any_server_wide_limit(
