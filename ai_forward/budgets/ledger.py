@@ -19,8 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
-import redis.asyncio as redis
-
+from ..redisconn import RedisConnection
 from ..users.settings import sqlite_path
 
 T = TypeVar("T")
@@ -60,27 +59,9 @@ def open_ledger(url: str) -> Ledger:
     return SqliteLedger(url) if url.startswith("sqlite:") else RedisLedger(url)
 
 
-class RedisLedger:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._client: redis.Redis | None = None
-
-    async def __aenter__(self) -> RedisLedger:
-        self._client = redis.from_url(
-            self.url, decode_responses=True, socket_connect_timeout=5, socket_timeout=5
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    @property
-    def client(self) -> redis.Redis:
-        if self._client is None:
-            raise RuntimeError("the budget ledger is used outside its `async with`")
-        return self._client
+class RedisLedger(RedisConnection):
+    what = "the budget ledger"
+    socket_timeout = 5.0
 
     async def reserve(self, key: str, cost: int, limit: int, expires: float) -> tuple[bool, int]:
         args = (cost, limit, int(expires) + 3600)

@@ -21,11 +21,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 from loguru import logger
 from redis.exceptions import RedisError, WatchError
 
 from ...budgets.budget import check_budget
+from ...redisconn import RedisConnection
 from ..user import User, utc_day
 from .base import (
     HOSTS_CHANGED,
@@ -44,31 +44,15 @@ _SEP = "\x1f"
 _KINDS = ("r", "p", "c", "k", "n")  # requests, prompt, completion, cached, nano-dollars
 
 
-class RedisStore:
+class RedisStore(RedisConnection):
     """The shared store (STORE_URL=redis://...)."""
 
+    what = "the Redis store"
+
     def __init__(self, url: str) -> None:
-        self.url = url
-        self._client: redis.Redis | None = None
+        super().__init__(url)
         self._local: list[Invalidate] = []
         self._subscribed = False
-
-    async def __aenter__(self) -> RedisStore:
-        self._client = redis.from_url(
-            self.url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    @property
-    def client(self) -> redis.Redis:
-        if self._client is None:
-            raise RuntimeError("the Redis store is used outside its `async with`")
-        return self._client
 
     async def ping(self) -> str | None:
         try:
