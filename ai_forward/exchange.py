@@ -117,6 +117,7 @@ class Exchange:
     principal: Principal | None = None
     observe: bool = False  # keep the whole reply: outcome.reply, or outcome.stream (chat log)
     observe_usage: bool = False  # only its usage (limits, accounting): much cheaper
+    observe_tokens: bool = False  # only the token counts it reports (metrics): cheapest
     response_started: bool = False
     response_headers: Headers = field(default_factory=list)
     body_filters: list[BodyFilter] = field(default_factory=list)

@@ -218,7 +218,7 @@ class Forwarder:
         observer = None
         try:
             content_type = response.headers.get("content-type", "")
-            observer = observer_for(content_type, ex.observe, ex.observe_usage)
+            observer = observer_for(content_type, ex.observe, ex.observe_usage, ex.observe_tokens)
             feed: Callable[[bytes], None] | None = observer.feed if observer is not None else None
             if ex.body_taps:
                 feed = tapped(feed, ex.body_taps)
@@ -329,7 +329,7 @@ def upstream_headers(ex: Exchange) -> Headers:
     peer = ex.scope.get("client")
     ip = (peer[0] if peer else ex.client_ip).encode()
     headers.append((b"x-forwarded-for", forwarded + b", " + ip if forwarded else ip))
-    if ex.observe or ex.observe_usage:
+    if ex.observe or ex.observe_usage or ex.observe_tokens:
         headers = [(n, v) for n, v in headers if n != b"accept-encoding"]
         headers.append((b"accept-encoding", b"identity"))
     return headers

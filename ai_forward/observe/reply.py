@@ -19,34 +19,42 @@ MAX_BUFFERED_JSON = 32 * 1024 * 1024
 class ResponseObserver:
     """Feed it the body chunks; `result()` gives the reassembled reply and usage."""
 
+    __slots__ = ("_chunks", "_decoder", "_size", "assembler", "streaming")
+
     def __init__(self, content_type: str) -> None:
         self.streaming = content_type.startswith("text/event-stream")
+        # A JSON body is only kept, to be parsed once at the end: it needs no decoder.
         self._decoder = SSEDecoder() if self.streaming else None
-        self._json = bytearray()
-        self._overflow = False
-        self.assembler = ReplyAssembler()
+        self.assembler = ReplyAssembler() if self.streaming else None
+        self._chunks: list[bytes] | None = []  # None once past MAX_BUFFERED_JSON
+        self._size = 0
 
     def feed(self, chunk: bytes) -> None:
-        if self._decoder is not None:
+        if self.assembler is not None:
+            assert self._decoder is not None
             for _, data in self._decoder.feed(chunk):
                 self.assembler.add_event(data)
-        elif not self._overflow:
-            if len(self._json) + len(chunk) > MAX_BUFFERED_JSON:
-                self._overflow = True
-                self._json.clear()
+        elif self._chunks is not None:
+            self._size += len(chunk)
+            if self._size > MAX_BUFFERED_JSON:
+                self._chunks = None
             else:
-                self._json += chunk
+                self._chunks.append(chunk)
 
     def result(self) -> dict[str, Any] | None:
         """The reply in OpenAI's non-streamed shape, or None if unreadable."""
-        if self._decoder is not None:
+        if self.assembler is not None:
+            assert self._decoder is not None
             for _, data in self._decoder.flush():
                 self.assembler.add_event(data)
             return self.assembler.result()
-        if self._overflow or not self._json:
+        if not self._chunks:
             return None
         try:
-            body = orjson.loads(self._json)
+            # One chunk (the usual small reply) is parsed as it is, without a copy.
+            body = orjson.loads(
+                self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            )
         except orjson.JSONDecodeError:
             return None
         return strip_vectors(body) if isinstance(body, dict) else None

@@ -9,6 +9,8 @@ text is measured too, by one regular expression over the bytes (no JSON decoding
 
 from __future__ import annotations
 
+import re
+from collections import deque
 from typing import Any
 
 import orjson
@@ -18,6 +20,8 @@ from .fields import GENERATED_TEXT, usage_of
 from .reply import MAX_BUFFERED_JSON, ResponseObserver
 from .stream_usage import find_usage, has_usage
 
+# A usage object with at most one level of nested objects (`prompt_tokens_details`).
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})')
 # Generated text in OpenAI chunks. (One regex for this and the usage test together is four
 # times slower: measured.)
 _GENERATED = GENERATED_TEXT
@@ -79,17 +83,60 @@ class RawStreamObserver(UsageObserver):
                 self.raw += chunk
 
 
-def observer_for(
-    content_type: str, full: bool, usage: bool
-) -> ResponseObserver | UsageObserver | None:
-    """What reads the reply: the whole of it (chat log), usage only (limits), or nothing.
+class JSONUsageObserver:
+    """Feed it a JSON reply; `result()` is `{"usage": ...}`, the reply's own usage object.
 
-    A non-streamed body is parsed once at the end either way, so it gets the full reader;
-    a stream read whole is kept as it came, to be reassembled by whoever needs it.
+    For a short reply, decoding all of it costs more than the rest of the metrics
+    together: only the usage object is decoded, found in the reply's last four chunks
+    (OpenAI-format replies end with it), and nothing else is kept.
+    """
+
+    __slots__ = ("_tail", "feed")
+
+    def __init__(self) -> None:
+        self._tail: deque[bytes] = deque(maxlen=4)
+        self.feed = self._tail.append  # called for every chunk: no Python frame
+
+    def result(self) -> dict[str, Any] | None:
+        """A reply holding only its usage (None when none was found at its end)."""
+        tail = self._tail
+        if not tail:
+            return None
+        usage = last_usage(tail[0] if len(tail) == 1 else b"".join(tail))
+        return {"usage": usage} if usage is not None else None
+
+
+def last_usage(body: bytes) -> dict[str, Any] | None:
+    """The last `"usage": {...}` object of a JSON text, if there is a readable one.
+
+    Within a JSON string a quote is escaped, so `"usage"` followed by a colon is a key.
+    """
+    at = body.rfind(b'"usage"')
+    found = _USAGE_OBJECT.match(body, at) if at >= 0 else None
+    if found is None:
+        return None
+    try:
+        usage = orjson.loads(found.group(1))
+    except orjson.JSONDecodeError:
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+def observer_for(
+    content_type: str, full: bool, usage: bool, tokens: bool = False
+) -> ResponseObserver | UsageObserver | JSONUsageObserver | None:
+    """What reads the reply: the whole of it (chat log), usage only (limits), the reported
+    token counts only (metrics), or nothing.
+
+    Usage only, a non-streamed body is parsed once at the end anyway, so it gets the full
+    reader (limits count its text when it reports no usage); a stream read whole is kept
+    as it came, to be reassembled by whoever needs it.
     """
     streamed = content_type.startswith("text/event-stream")
     if streamed and full:
         return RawStreamObserver()
     if full or (usage and not streamed):
         return ResponseObserver(content_type)
-    return UsageObserver() if usage else None
+    if usage or tokens:
+        return UsageObserver() if streamed else JSONUsageObserver()
+    return None

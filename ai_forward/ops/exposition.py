@@ -130,9 +130,10 @@ class MetricsApp:
             await send({**start, "headers": err.raw_headers()})
             await send({"type": "http.response.body", "body": err.body()})
             return
-        snapshots = await self.figures.gather()
-        # Summing and formatting take a few milliseconds for many series: not on the loop.
-        body = await asyncio.to_thread(render, snapshots)
+        gather = self.figures.gather()
+        # Reading the other workers' files, summing and formatting take a few milliseconds
+        # for many series: not on the loop.
+        body = await asyncio.to_thread(lambda: render(gather()))
         headers = [(b"content-type", CONTENT_TYPE_LATEST.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -1,15 +1,18 @@
-"""What the metrics count, kept in plain dicts on the request path.
+"""What the metrics count, kept in plain dicts and lists on the request path.
 
-A finished request costs a handful of dict updates and three bisects (about two
-microseconds); the Prometheus families are built from these dicts only when
-`/metrics` is scraped (`exposition.py`). Every label value comes from a bounded
-set: route names, provider names, a fixed list of endpoints, status codes, key
-kinds, and at most MAX_MODELS models and MAX_USERS users (the rest: "other").
+A finished request costs one dict update for its series, three bisects for its
+timings and, when the upstream reported tokens, one more update: no locks, no
+metrics library. The figures are copied on the event loop when published or scraped
+(`capture`), and turned into text and Prometheus families in a thread (`snapshot`,
+`exposition.py`). Every label value comes from a bounded set: route names, provider
+names, a fixed list of endpoints, status codes, key kinds, and at most MAX_MODELS
+models and MAX_USERS users (the rest: "other").
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BodyTooLarge, Forbidden, GatewayError, RateLimited, Unauthorized
@@ -19,7 +22,7 @@ from ..providers.hook import DECISION, SingleModel
 from ..signals import Signals
 
 # Counters by family name; each key is the tuple of its label values.
-Counts = dict[tuple[str, ...], float]
+Counts = dict[tuple[Any, ...], float]
 LABELS: dict[str, tuple[str, ...]] = {
     "requests": ("route", "provider", "model", "endpoint", "status", "key_kind"),
     "refusals": ("reason",),
@@ -56,7 +59,10 @@ TOKEN_ENDPOINTS = frozenset(
 )
 MAX_MODELS = 100
 MAX_USERS = 1000
+MAX_PATHS = 4096  # upstream paths whose endpoint is remembered (past that: looked up)
 OTHER = "other"
+_TIMINGS = ("request_duration_seconds", "gateway_added_seconds", "upstream_first_byte_seconds")
+_DURATION, _ADDED, _FIRST_BYTE = (BUCKETS[name] for name in _TIMINGS)
 _STREAM = StateKey[bool]("metrics: a stream in flight")
 
 
@@ -85,25 +91,45 @@ def refusal_reason(err: GatewayError) -> str | None:
     return err.code or err.type
 
 
+class RouteFigures:
+    """One route's timings (per histogram: non-cumulative bucket counts, the +Inf bucket,
+    then the sum) and its upstream calls, updated in place."""
+
+    __slots__ = ("added", "attempts", "duration", "first_byte")
+
+    def __init__(self) -> None:
+        self.duration = [0.0] * (len(_DURATION) + 2)
+        self.added = [0.0] * (len(_ADDED) + 2)
+        self.first_byte = [0.0] * (len(_FIRST_BYTE) + 2)
+        self.attempts = [0]
+
+
 class Tally:
-    """The counts of this process: a hook (streams in flight) and a reporter (the rest)."""
+    """The counts of this process: a hook (what is in flight, whose usage to read) and a
+    reporter (the rest)."""
 
     def __init__(self, signals: Signals) -> None:
         self.signals = signals
-        self.counts: dict[str, Counts] = {name: {} for name in LABELS}
-        # Per route: non-cumulative bucket counts, then the +Inf bucket, then the sum.
-        self.histograms: dict[str, dict[str, list[float]]] = {name: {} for name in BUCKETS}
         self.in_flight = 0
         self.streams = 0
+        # (route, provider, model, endpoint, status, key kind) -> requests; the status
+        # (an int) and the key kind (a StrEnum) become text in `snapshot`.
+        self._requests: dict[tuple[Any, ...], int] = {}
+        self._refusals: Counts = {}
+        self._retries: Counts = {}
+        self._tokens: dict[tuple[str, str], list[int]] = {}  # (model, user) -> [in, out]
+        self._routes: dict[str, RouteFigures] = {}
         self._models: set[str] = set()
         self._users: set[str] = set()
+        self._endpoints: dict[str, str] = {}  # upstream path -> endpoint, bounded
 
     async def before(self, ex: Exchange) -> None:
         self.in_flight += 1
-        if endpoint_of(ex.upstream_path) in TOKEN_ENDPOINTS:
+        path = ex.upstream_path
+        if (self._endpoints.get(path) or self._endpoint(path)) in TOKEN_ENDPOINTS:
             body = ex.json()
             if body is None or body.get("stream") is not True:
-                ex.observe_usage = True  # reads the reply's usage; changes nothing sent
+                ex.observe_tokens = True  # reads the reply's usage; changes nothing sent
                 return
             self.streams += 1
             ex.set(_STREAM, True)
@@ -111,7 +137,7 @@ class Tally:
             # is read for its usage only when the client (or a token feature) asked for it.
             options = body.get("stream_options")
             if isinstance(options, dict) and options.get("include_usage") is True:
-                ex.observe_usage = True
+                ex.observe_tokens = True
 
     async def after(self, ex: Exchange) -> None:
         return None
@@ -119,85 +145,168 @@ class Tally:
     def refused(self, err: GatewayError) -> None:
         reason = refusal_reason(err)
         if reason is not None:
-            add(self.counts["refusals"], (reason,))
+            add(self._refusals, (reason,))
 
     def finished(self, ex: Exchange) -> None:
+        # Once per request, on the event loop: every call and lookup here costs throughput
+        # (measured), hence the inlined arithmetic and the raw label values.
         self.in_flight -= 1
-        if ex.get(_STREAM):
+        if self.streams and ex.get(_STREAM) is True:
             self.streams -= 1
         outcome = ex.outcome
         route = ex.route.name
-        model = self.bounded(self._models, MAX_MODELS, ex.known_model or "-")
-        counts = self.counts
-        status = str(outcome.status)
-        key = (route, provider_of(ex), model, endpoint_of(ex.upstream_path), status)
-        add(counts["requests"], (*key, ex.key_kind.value))
+        model = ex.known_model or "-"
+        if model not in self._models:
+            model = bounded(self._models, MAX_MODELS, model)
+        path = ex.upstream_path
+        decision = ex.get(DECISION)
+        key = (
+            route,
+            "passthrough" if decision is None else provider_name(decision),
+            model,
+            self._endpoints.get(path) or self._endpoint(path),
+            outcome.status,
+            ex.key_kind,
+        )
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
         if outcome.refusal is not None:
             self.refused(outcome.refusal)
         if outcome.cache is not None:
             self.signals.count("cache", outcome.cache)
-        total = outcome.ended - ex.started
-        upstream = outcome.upstream_seconds
+        figures = self._routes.get(route) or self._route(route)
+        ended = outcome.ended
+        total = ended - ex.started
+        series = figures.duration
+        series[bisect_left(_DURATION, total)] += 1
+        series[-1] += total
+        # The time before the answer began to go out, less the time spent waiting on
+        # upstreams: the duration less Outcome.upstream_seconds.
+        added = (outcome.relayed or ended) - ex.started - outcome.upstream_wait
+        if added < 0.0:
+            added = 0.0
+        series = figures.added
+        series[bisect_left(_ADDED, added)] += 1
+        series[-1] += added
         if outcome.upstream_wait:
-            add(counts["upstream_attempts"], (route,), outcome.attempts)
+            figures.attempts[0] += outcome.attempts
             for cause in outcome.retried:
-                add(counts["upstream_retries"], (route, cause))
-            self.observe("upstream_first_byte_seconds", route, outcome.first_byte)
-        self.observe("request_duration_seconds", route, total)
-        self.observe("gateway_added_seconds", route, max(total - upstream, 0.0))
-        tokens_in, tokens_out = usage_counts(outcome.usage)
+                add(self._retries, (route, cause))
+            first_byte = outcome.first_byte
+            series = figures.first_byte
+            series[bisect_left(_FIRST_BYTE, first_byte)] += 1
+            series[-1] += first_byte
+        reply = outcome.reply
+        if reply is not None:
+            usage = reply.get("usage")
+            if usage:
+                self.count_tokens(ex, model, usage)
+
+    def count_tokens(self, ex: Exchange, model: str, usage: dict[str, Any]) -> None:
+        tokens_in, tokens_out = usage_counts(usage)
         if tokens_in or tokens_out:
             principal = ex.principal
-            user = self.bounded(self._users, MAX_USERS, principal.name if principal else "-")
-            add(counts["tokens"], (model, user, "in"), tokens_in or 0)
-            add(counts["tokens"], (model, user, "out"), tokens_out or 0)
+            user = principal.name if principal else "-"
+            if user not in self._users:
+                user = bounded(self._users, MAX_USERS, user)
+            pair = self._tokens.get((model, user))
+            if pair is None:
+                pair = self._tokens[(model, user)] = [0, 0]
+            pair[0] += tokens_in or 0
+            pair[1] += tokens_out or 0
 
-    def observe(self, name: str, route: str, seconds: float) -> None:
-        bounds = BUCKETS[name]
-        series = self.histograms[name].get(route)
-        if series is None:
-            series = self.histograms[name][route] = [0.0] * (len(bounds) + 2)
-        series[bisect_left(bounds, seconds)] += 1
-        series[-1] += seconds
+    def _endpoint(self, path: str) -> str:
+        endpoint = endpoint_of(path)
+        if len(self._endpoints) < MAX_PATHS:
+            self._endpoints[path] = endpoint
+        return endpoint
 
-    @staticmethod
-    def bounded(seen: set[str], limit: int, value: str) -> str:
-        if value in seen:
-            return value
-        if len(seen) >= limit:
-            return OTHER
-        seen.add(value)
-        return value
+    def _route(self, route: str) -> RouteFigures:
+        figures = self._routes[route] = RouteFigures()
+        return figures
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything counted so far, as JSON-ready data (see `merge`)."""
-        readings = {name: float(read()) for name, read in self.signals.readings.items()}
-        return {
-            "counts": {
-                name: [[*key, value] for key, value in counts.items()]
-                for name, counts in self.counts.items()
+    def capture(self) -> Capture:
+        """Everything counted so far, copied on the event loop (quick: no formatting)."""
+        routes = self._routes.items()
+        return Capture(
+            counts={
+                "requests": dict(self._requests),
+                "refusals": dict(self._refusals),
+                "upstream_attempts": {
+                    (route,): figures.attempts[0]
+                    for route, figures in routes
+                    if figures.attempts[0]
+                },
+                "upstream_retries": dict(self._retries),
+                "tokens": {key: tuple(pair) for key, pair in self._tokens.items()},
             },
-            "signals": [[*key, value] for key, value in self.signals.counts.items()],
-            "histograms": {
-                name: [[route, *series] for route, series in per_route.items()]
-                for name, per_route in self.histograms.items()
+            signals=dict(self.signals.counts),
+            histograms={
+                "upstream_first_byte_seconds": {
+                    route: list(figures.first_byte)
+                    for route, figures in routes
+                    if figures.attempts[0]
+                },
+                "request_duration_seconds": {route: list(f.duration) for route, f in routes},
+                "gateway_added_seconds": {route: list(f.added) for route, f in routes},
             },
-            "gauges": {
+            gauges={
                 "requests_in_flight": self.in_flight,
                 "streams_in_flight": self.streams,
-                **readings,
+                **{name: float(read()) for name, read in self.signals.readings.items()},
             },
-        }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """A copy of a Tally's figures, for `snapshot` to format away from the event loop."""
+
+    counts: dict[str, dict[tuple[Any, ...], Any]]
+    signals: dict[tuple[str, str], int]
+    histograms: dict[str, dict[str, list[float]]]
+    gauges: dict[str, float]
+
+
+def snapshot(capture: Capture) -> dict[str, Any]:
+    """A capture as JSON-ready data, every label value as text (read by `families`)."""
+    counts = dict(capture.counts)
+    tokens = counts.pop("tokens", {})
+    rows = {
+        name: [[*map(str, key), value] for key, value in series.items()]
+        for name, series in counts.items()
+    }
+    rows["tokens"] = [
+        [model, user, direction, value]
+        for (model, user), pair in tokens.items()
+        for direction, value in zip(("in", "out"), pair, strict=True)
+    ]
+    return {
+        "counts": rows,
+        "signals": [[*key, value] for key, value in capture.signals.items()],
+        "histograms": {
+            name: [[route, *series] for route, series in per_route.items()]
+            for name, per_route in capture.histograms.items()
+        },
+        "gauges": capture.gauges,
+    }
 
 
 def add(counts: Counts, key: tuple[str, ...], n: float = 1) -> None:
     counts[key] = counts.get(key, 0) + n
 
 
-def provider_of(ex: Exchange) -> str:
-    decision = ex.get(DECISION)
-    if decision is None:
-        return "passthrough"
+def bounded(seen: set[str], limit: int, value: str) -> str:
+    """`value`, or OTHER once `limit` values have been seen."""
+    if value in seen:
+        return value
+    if len(seen) >= limit:
+        return OTHER
+    seen.add(value)
+    return value
+
+
+def provider_name(decision: object) -> str:
     if isinstance(decision, SingleModel):
         return decision.target.provider.name
     return type(decision).__name__.lower()

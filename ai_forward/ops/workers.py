@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 from loguru import logger
 
-from .tally import Tally
+from .tally import Capture, Tally, snapshot
 
 METRICS_DIR_ENV = "AIFD_METRICS_DIR"
 PUBLISH_EVERY = 1.0
@@ -57,22 +58,22 @@ class WorkerFigures:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-            snapshot = self.tally.snapshot()
-            snapshot["gauges"] = {}  # an exited worker has nothing in flight
-            await asyncio.to_thread(self._write, snapshot)
+            last = self.tally.capture()
+            last.gauges.clear()  # an exited worker has nothing in flight
+            await asyncio.to_thread(self._write, last)
 
     async def _publish_often(self) -> None:
         while True:
             await asyncio.sleep(PUBLISH_EVERY)
-            await asyncio.to_thread(self._write, self.tally.snapshot())
+            await asyncio.to_thread(self._write, self.tally.capture())
 
-    def _write(self, snapshot: dict[str, Any]) -> None:
+    def _write(self, capture: Capture) -> None:
         """Write atomically; a broken directory costs a warning, never a request."""
         assert self.directory is not None
         path = self.directory / f"{self.pid}.json"
         temporary = path.with_suffix(".tmp")
         try:
-            temporary.write_bytes(orjson.dumps(snapshot))
+            temporary.write_bytes(orjson.dumps(snapshot(capture)))
             temporary.replace(path)
         except OSError as exc:
             if not self._warned:
@@ -84,16 +85,19 @@ class WorkerFigures:
                     exc.strerror or exc,
                 )
 
-    async def gather(self) -> list[dict[str, Any]]:
-        """This worker's live counts, then every other worker's last published ones."""
-        mine = self.tally.snapshot()
-        if self.directory is None:
-            return [mine]
-        return [mine, *await asyncio.to_thread(self._read_others)]
+    def gather(self) -> Callable[[], list[dict[str, Any]]]:
+        """This worker's live counts, then every other worker's last published ones.
+
+        The counts are copied now, on the event loop; what is returned formats them and
+        reads the other workers' files, to be called in a thread.
+        """
+        mine = self.tally.capture()
+        return lambda: [snapshot(mine), *self._read_others()]
 
     def _read_others(self) -> list[dict[str, Any]]:
-        assert self.directory is not None
         found: list[dict[str, Any]] = []
+        if self.directory is None:
+            return found
         try:
             paths = sorted(self.directory.glob("*.json"))
         except OSError:

@@ -6,7 +6,13 @@ import orjson
 import pytest
 
 from ai_forward.observe.reply import ResponseObserver
-from ai_forward.observe.usage import RawStreamObserver, UsageObserver, observer_for
+from ai_forward.observe.usage import (
+    JSONUsageObserver,
+    RawStreamObserver,
+    UsageObserver,
+    last_usage,
+    observer_for,
+)
 from tests.fakes import chunk
 
 USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
@@ -52,3 +58,16 @@ def test_full_reassembly_when_asked_and_for_plain_json() -> None:
     assert isinstance(observer_for("application/json", False, True), ResponseObserver)
     assert isinstance(observer_for("text/event-stream", False, True), UsageObserver)
     assert observer_for("text/event-stream", False, False) is None
+
+
+def test_token_counts_only_read_the_usage_at_the_end_of_a_json_reply() -> None:
+    usage = {**USAGE, "prompt_tokens_details": {"cached_tokens": 2}}
+    reply = {"id": "c", "choices": [{"message": {"content": 'say "usage": {}'}}], "usage": usage}
+    body = orjson.dumps({**reply, "system_fingerprint": "fp"})
+    observer = observer_for("application/json", False, False, True)
+    assert isinstance(observer, JSONUsageObserver)
+    for i in range(0, len(body), 100):
+        observer.feed(body[i : i + 100])
+    assert observer.result() == {"usage": usage}
+    assert last_usage(orjson.dumps({"choices": []})) is None
+    assert last_usage(b'{"usage": {"prompt_tokens": 1') is None
