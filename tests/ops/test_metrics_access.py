@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,10 +15,10 @@ import orjson
 from ai_forward.ops.exposition import MetricsApp
 from ai_forward.ops.settings import OpsSettings
 from ai_forward.ops.tally import Tally
-from ai_forward.ops.workers import WorkerFigures
+from ai_forward.ops.workers import PUBLISH_EVERY, WorkerFigures
 from ai_forward.signals import Signals
 from tests.fakes import FakeUpstream, ProxyServer
-from tests.ops.scrape import scrape, value
+from tests.ops.scrape import scrape, total, value
 
 
 def test_metrics_token_is_required_when_set(
@@ -86,3 +88,24 @@ def test_one_process_counts_refusals_by_reason_and_answers_with_a_request_id(
     assert value(samples, "aifd_requests_total", **limited) == 1
     assert value(samples, "aifd_requests_total", **{**limited, "status": "200"}) == 2
     assert value(samples, "aifd_upstream_attempts_total", route="openai") == 2
+
+
+def test_a_broken_metrics_directory_never_stops_forwarding(
+    upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "metrics"
+    not_a_directory.write_text("a file where the workers' directory should be")
+    proxy = proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real-1",
+        FORWARD_KEY="fk-test",
+        METRICS="true",
+        AIFD_METRICS_DIR=str(not_a_directory),
+    )
+    sdk = openai.OpenAI(base_url=proxy.url + "/v1", api_key="fk-test", max_retries=0)
+    sdk.models.list()
+    time.sleep(PUBLISH_EVERY + 0.3)  # at least one publication has failed by now
+    sdk.models.list()
+    samples = scrape(proxy.url)
+    assert total(samples, "aifd_requests_total") == 2
+    assert not_a_directory.read_text().startswith("a file")
