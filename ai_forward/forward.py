@@ -16,7 +16,7 @@ from loguru import logger
 from .accesslog import AccessLog
 from .bodyreader import BodyReader, ClientDisconnected, too_large
 from .errors import GatewayError, RouteNotFound, ServiceUnavailable
-from .exchange import Exchange, Hook
+from .exchange import BeforeOnly, Exchange, Hook
 from .keys import KEY_HEADERS, key_header
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
 from .pipeline import Planner, Reporter, Retrier
@@ -42,6 +42,7 @@ HOP_BY_HOP = frozenset(
 _NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
 # The upstream's Date goes through: servers run with date_header=False add none of their own.
 _NOT_DOWNSTREAM = HOP_BY_HOP | {b"server"}
+_NOT_DOWNSTREAM_NOR_LENGTH = _NOT_DOWNSTREAM | {b"content-length"}
 
 _PATH_SAFE = "/:@!$&'()*+,;=~"
 REQUEST_ID = b"x-request-id"
@@ -75,6 +76,16 @@ class Forwarder:
         self.retrier = retrier
         self.reporters = tuple(reporters)
 
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        return self._hooks
+
+    @hooks.setter
+    def hooks(self, hooks: tuple[Hook, ...]) -> None:
+        self._hooks = hooks
+        # Each hook, and whether its `after` is to be called (not for a BeforeOnly).
+        self._steps = tuple((hook, not isinstance(hook, BeforeOnly)) for hook in hooks)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             ex = await self.accept(scope, receive)
@@ -87,9 +98,10 @@ class Forwarder:
             return
         passed: list[Hook] = []
         try:
-            for hook in self.hooks:
+            for hook, has_after in self._steps:
                 await hook.before(ex)
-                passed.append(hook)
+                if has_after:
+                    passed.append(hook)
             await self.exchange(ex, receive, send)
         except GatewayError as err:
             ex.outcome.status = err.status
@@ -217,9 +229,12 @@ class Forwarder:
         completed = False
         observer = None
         try:
-            content_type = response.headers.get("content-type", "")
-            observer = observer_for(content_type, ex.observe, ex.observe_usage)
-            feed: Callable[[bytes], None] | None = observer.feed if observer is not None else None
+            response_headers = response.headers
+            content_type = response_headers.get("content-type", "")
+            feed: Callable[[bytes], None] | None = None
+            if ex.observe or ex.observe_usage:
+                observer = observer_for(content_type, ex.observe, ex.observe_usage)
+                feed = observer.feed if observer is not None else None
             if ex.body_taps:
                 feed = tapped(feed, ex.body_taps)
             stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout, feed)
@@ -230,7 +245,7 @@ class Forwarder:
             if ex.response_headers:  # the gateway's own values replace the upstream's
                 ours = {name for name, _ in ex.response_headers}
                 headers = [h for h in headers if h[0] not in ours] + ex.response_headers
-            upstream_id = response.headers.get("x-request-id")
+            upstream_id = response_headers.get("x-request-id")
             if upstream_id:
                 ex.request_id = upstream_id
             else:
@@ -336,12 +351,13 @@ def upstream_headers(ex: Exchange) -> Headers:
 
 
 def downstream_headers(raw: Sequence[tuple[bytes, bytes]], keep_length: bool) -> Headers:
-    return [
-        (name.lower(), value)
-        for name, value in raw
-        if name.lower() not in _NOT_DOWNSTREAM
-        and (keep_length or name.lower() != b"content-length")
-    ]
+    skip = _NOT_DOWNSTREAM if keep_length else _NOT_DOWNSTREAM_NOR_LENGTH
+    headers = []
+    for name, value in raw:
+        name = name.lower()
+        if name not in skip:
+            headers.append((name, value))
+    return headers
 
 
 async def send_error(send: Send, err: GatewayError, extra: Headers | None = None) -> None:

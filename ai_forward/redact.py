@@ -98,15 +98,13 @@ class Redactor:
 
     async def stream(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         """The chunks with every key masked, even one split across chunks."""
-        pending = b""
+        mask = StreamMask(self)
         async for chunk in chunks:
-            data = self.redact(pending + chunk if pending else chunk)
-            cut = self.held_from(data)
-            pending = data[cut:]
-            if cut:
-                yield data[:cut]
-        if pending:
-            yield pending
+            data = mask.push(chunk)
+            if data:
+                yield data
+        if mask.pending:
+            yield mask.pending
 
     def held_from(self, data: bytes) -> int:
         """Where the tail of `data` that could begin a key starts (len(data): no such tail)."""
@@ -129,6 +127,25 @@ class Redactor:
 
     def _mask(self, match: re.Match[bytes]) -> bytes:
         return self._masks[match.group()]
+
+
+class StreamMask:
+    """Masks keys in a body chunk by chunk, holding back a tail that could begin a key
+    until the next chunk (or the end: `pending`) tells."""
+
+    __slots__ = ("pending", "redactor")
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.pending = b""
+
+    def push(self, chunk: bytes) -> bytes:
+        """What of the body so far can go out, masked (b"" if all of it is held back)."""
+        redactor = self.redactor
+        data = redactor.redact(self.pending + chunk if self.pending else chunk)
+        cut = redactor.held_from(data)
+        self.pending = data[cut:]
+        return data[:cut]
 
 
 class RedactedResponse:
@@ -158,14 +175,18 @@ class RedactedResponse:
 
 
 class RedactedBody:
-    __slots__ = ("_origin", "_redactor")
+    """The body of a RedactedResponse. Whoever reads it through `iter_any` gets it masked;
+    the relay reads `origin` itself and masks each chunk with a `StreamMask` in the same
+    loop (one async layer fewer per chunk)."""
+
+    __slots__ = ("origin", "redactor")
 
     def __init__(self, origin: BodyStream, redactor: Redactor) -> None:
-        self._origin = origin
-        self._redactor = redactor
+        self.origin = origin
+        self.redactor = redactor
 
     def iter_any(self) -> AsyncIterable[bytes]:
-        return self._redactor.stream(self._origin.iter_any())
+        return self.redactor.stream(self.origin.iter_any())
 
 
 def real_keys(settings: Settings) -> list[str]:

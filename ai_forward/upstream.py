@@ -24,7 +24,7 @@ from loguru import logger
 from yarl import URL
 
 from .errors import ServiceUnavailable, UpstreamTimeout, UpstreamUnreachable
-from .redact import RedactedResponse, Redactor
+from .redact import RedactedBody, RedactedResponse, Redactor, StreamMask
 from .settings import Settings
 from .types import Headers
 
@@ -235,32 +235,42 @@ async def iter_body(
     body, not one per chunk: each chunk only notes the time, and the timer re-arms
     itself for whatever is left of the gap when it fires early.
     """
-    chunks = aiter(response.content.iter_any())
-    if idle_timeout is None:
-        async for chunk in chunks:
-            if feed is not None:
-                feed(chunk)
-            yield chunk
-        return
-    watch = IdleWatch(idle_timeout)
+    content = response.content
+    mask = None
+    if isinstance(content, RedactedBody):  # masked here, chunk by chunk
+        mask = StreamMask(content.redactor)
+        content = content.origin
+    chunks = aiter(content.iter_any())
+    watch = IdleWatch(idle_timeout) if idle_timeout is not None else None
     try:
         while True:
-            watch.last = watch.loop.time()
-            watch.waiting = True
+            if watch is not None:
+                watch.last = watch.loop.time()
+                watch.waiting = True
             try:
                 chunk = await anext(chunks)
             except StopAsyncIteration:
-                return
+                break
             except asyncio.CancelledError:
-                if watch.expired and not watch.uncancel():
+                if watch is not None and watch.expired and not watch.uncancel():
                     raise TimeoutError(f"no data for {idle_timeout:g}s") from None
                 raise
-            watch.waiting = False  # a slow client is not a stalled upstream
+            if watch is not None:
+                watch.waiting = False  # a slow client is not a stalled upstream
+            if mask is not None:
+                chunk = mask.push(chunk)
+                if not chunk:
+                    continue
             if feed is not None:
                 feed(chunk)
             yield chunk
     finally:
-        watch.stop()
+        if watch is not None:
+            watch.stop()
+    if mask is not None and mask.pending:
+        if feed is not None:
+            feed(mask.pending)
+        yield mask.pending
 
 
 def idle_default(timeout: float) -> float:
