@@ -8,6 +8,7 @@ import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -17,32 +18,14 @@ from .accesslog import AccessLog
 from .bodyreader import BodyReader, ClientDisconnected, too_large
 from .errors import GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import BeforeOnly, Exchange, Hook
-from .keys import KEY_HEADERS, key_header
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
 from .pipeline import Planner, Reporter, Retrier
+from .plan import downstream_headers, plan_passthrough
 from .routing import RouteTable
 from .sse import DONE, EventTooLarge, encode_event
 from .target import parse_target
 from .types import Headers, Message, Receive, Scope, Send
-from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
-
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-_NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
-# The upstream's Date goes through: servers run with date_header=False add none of their own.
-_NOT_DOWNSTREAM = HOP_BY_HOP | {b"server"}
-_NOT_DOWNSTREAM_NOR_LENGTH = _NOT_DOWNSTREAM | {b"content-length"}
+from .upstream import Upstream, UpstreamResponse, iter_body
 
 _PATH_SAFE = "/:@!$&'()*+,;=~"
 REQUEST_ID = b"x-request-id"
@@ -168,36 +151,15 @@ class Forwarder:
         )
 
     async def exchange(self, ex: Exchange, receive: Receive, send: Send) -> None:
-        """Call upstream and relay its answer; a client disconnect cancels both.
-
-        The disconnect watcher starts only once the exchange has lasted WATCH_AFTER
-        seconds: quick exchanges never pay for a second task.
-        """
+        """Call upstream and relay its answer; a client disconnect cancels both."""
         task = asyncio.current_task()
         assert task is not None
-        state = {"finished": False, "gone": False}
-        watcher: asyncio.Task[None] | None = None
-
-        async def watch() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    if not state["finished"]:
-                        state["gone"] = True
-                        task.cancel()
-                    return
-
-        def start_watching() -> None:
-            nonlocal watcher
-            if not state["finished"]:
-                watcher = asyncio.create_task(watch())
-
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER, start_watching)
+        watch = DisconnectWatch(receive, task)
         try:
             await self.relay(ex, send)
         except asyncio.CancelledError:
             task.uncancel()
-            if state["gone"]:
+            if watch.gone:
                 if not ex.outcome.complete:
                     ex.outcome.error = "client disconnected"
             else:
@@ -206,10 +168,7 @@ class Forwarder:
                 if not ex.response_started:
                     raise ServiceUnavailable("the gateway is shutting down; try again") from None
         finally:
-            state["finished"] = True
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
+            watch.stop()
 
     async def relay(self, ex: Exchange, send: Send) -> None:
         upstream = self.upstream()
@@ -303,6 +262,43 @@ class Forwarder:
                 response.close()
 
 
+class DisconnectWatch:
+    """Cancels the exchange's task when the client disconnects.
+
+    It starts listening only once the exchange has lasted WATCH_AFTER seconds: quick
+    exchanges never pay for a second task.
+    """
+
+    __slots__ = ("finished", "gone", "receive", "task", "timer", "watcher")
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self.receive = receive
+        self.task = task
+        self.finished = False
+        self.gone = False
+        self.watcher: asyncio.Task[None] | None = None
+        self.timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self.start)
+
+    def start(self) -> None:
+        if not self.finished:
+            self.watcher = asyncio.create_task(self.watch())
+
+    async def watch(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                if not self.finished:
+                    self.gone = True
+                    self.task.cancel()
+                return
+
+    def stop(self) -> None:
+        self.finished = True
+        self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
+
+
 def tapped(
     feed: Callable[[bytes], None] | None, taps: Sequence[Callable[[bytes], None]]
 ) -> Callable[[bytes], None]:
@@ -322,42 +318,6 @@ def stream_error(message: str) -> Message:
     """The last SSE event of a stream that could not be completed."""
     error = {"message": message, "type": "upstream_error", "code": "stream_broken"}
     return {"type": "http.response.body", "body": encode_event({"error": error}), "more_body": True}
-
-
-def plan_passthrough(ex: Exchange) -> UpstreamRequest:
-    """The client's request, sent as it is to the route's upstream (key swapped if due)."""
-    url = ex.route.origin.url(ex.raw_upstream_path, ex.query.decode("latin-1"))
-    return UpstreamRequest(ex.method, url, upstream_headers(ex), ex.body, ex.route.name)
-
-
-def upstream_headers(ex: Exchange) -> Headers:
-    swap = ex.key_kind.ours
-    headers = [
-        (name, value)
-        for name, value in ex.headers
-        if name not in _NOT_UPSTREAM and not (swap and name in KEY_HEADERS)
-    ]
-    if ex.real_key is not None:
-        headers.append(key_header(ex.key.header if ex.key else b"authorization", ex.real_key))
-    forwarded = ex.header(b"x-forwarded-for")
-    # The socket peer, not ex.client_ip: a client IP found in a trusted chain is already in it.
-    peer = ex.scope.get("client")
-    ip = (peer[0] if peer else ex.client_ip).encode()
-    headers.append((b"x-forwarded-for", forwarded + b", " + ip if forwarded else ip))
-    if ex.observe or ex.observe_usage:
-        headers = [(n, v) for n, v in headers if n != b"accept-encoding"]
-        headers.append((b"accept-encoding", b"identity"))
-    return headers
-
-
-def downstream_headers(raw: Sequence[tuple[bytes, bytes]], keep_length: bool) -> Headers:
-    skip = _NOT_DOWNSTREAM if keep_length else _NOT_DOWNSTREAM_NOR_LENGTH
-    headers = []
-    for name, value in raw:
-        name = name.lower()
-        if name not in skip:
-            headers.append((name, value))
-    return headers
 
 
 async def send_error(send: Send, err: GatewayError, extra: Headers | None = None) -> None:

@@ -59,7 +59,8 @@ class Redactor:
         for key in keys:
             probes.setdefault(key[:PROBE], []).append(key)
         self._probes = tuple((probe, tuple(group)) for probe, group in probes.items())
-        self._shorts = tuple({key[:size] for key in keys for size in range(1, PROBE)})
+        self.shorts = tuple({key[:size] for key in keys for size in range(1, PROBE)})
+        self.probes = tuple(probe for probe, _ in self._probes)
         self._window = max((len(key) for key in keys), default=1) - 1
 
     def __bool__(self) -> bool:
@@ -119,9 +120,9 @@ class Redactor:
                     best = i
                     break
                 i = data.find(probe, i + 1)
-        if best == size and self._shorts and data.endswith(self._shorts):
+        if best == size and self.shorts and data.endswith(self.shorts):
             for length in range(min(PROBE - 1, size), 0, -1):
-                if data[size - length :] in self._shorts:
+                if data[size - length :] in self.shorts:
                     return size - length
         return best
 
@@ -142,7 +143,17 @@ class StreamMask:
     def push(self, chunk: bytes) -> bytes:
         """What of the body so far can go out, masked (b"" if all of it is held back)."""
         redactor = self.redactor
-        data = redactor.redact(self.pending + chunk if self.pending else chunk)
+        data = self.pending + chunk if self.pending else chunk
+        # The usual chunk: no key's leading bytes anywhere, nor a short start of one at
+        # its end; it goes out whole, as it is.
+        for probe in redactor.probes:
+            if probe in data:
+                break
+        else:
+            if not data.endswith(redactor.shorts):
+                self.pending = b""
+                return data
+        data = redactor.redact(data)
         cut = redactor.held_from(data)
         self.pending = data[cut:]
         return data[:cut]
