@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 import traceback
@@ -25,7 +26,7 @@ from .routing import RouteTable
 from .sse import DONE, EventTooLarge, encode_event
 from .target import parse_target
 from .types import Headers, Message, Receive, Scope, Send
-from .upstream import Upstream, UpstreamResponse, iter_body
+from .upstream import Upstream, UpstreamResponse
 
 _PATH_SAFE = "/:@!$&'()*+,;=~"
 REQUEST_ID = b"x-request-id"
@@ -58,6 +59,7 @@ class Forwarder:
         self.planner: Planner = planner or plan_passthrough
         self.retrier = retrier
         self.reporters = tuple(reporters)
+        self.new_request_id = RequestIds()
 
     @property
     def hooks(self) -> tuple[Hook, ...]:
@@ -73,7 +75,7 @@ class Forwarder:
         try:
             ex = await self.accept(scope, receive)
         except GatewayError as err:
-            await send_error(send, err, [(REQUEST_ID, new_request_id().encode())])
+            await send_error(send, err, [(REQUEST_ID, self.new_request_id().encode())])
             for reporter in self.reporters:
                 reporter.refused(err)
             return
@@ -147,7 +149,7 @@ class Forwarder:
             headers=headers,
             body=body,
             client_ip=client[0] if client else "",
-            request_id=new_request_id(),
+            request_id=self.new_request_id(),
         )
 
     async def exchange(self, ex: Exchange, receive: Receive, send: Send) -> None:
@@ -196,7 +198,7 @@ class Forwarder:
                 feed = observer.feed if observer is not None else None
             if ex.body_taps:
                 feed = tapped(feed, ex.body_taps)
-            stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout, feed)
+            stream: AsyncIterator[bytes] = upstream.body(response, feed)
             for body_filter in ex.body_filters:
                 stream = body_filter(stream)
             keep_length = not ex.body_filters
@@ -332,9 +334,18 @@ async def send_error(send: Send, err: GatewayError, extra: Headers | None = None
         await send({"type": "http.response.body", "body": err.body(), "more_body": False})
 
 
-def new_request_id() -> str:
-    """A request id of our own: 16 random hex digits."""
-    return os.urandom(8).hex()
+class RequestIds:
+    """Request ids of our own: 16 hex digits, a random half per process and a count (no
+    system call per request, unique across workers and restarts)."""
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._count = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
 
 
 def with_request_id(ex: Exchange) -> Headers:

@@ -16,6 +16,7 @@ ordinary text, and no provider issues keys that short.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,9 @@ MIN_KEY = 8
 # A held-back tail is found by these leading bytes of a key; shorter tails by `endswith`.
 PROBE = 4
 MASK = b"[REDACTED]"
+
+
+_value = operator.itemgetter(1)
 
 
 def mask(size: int) -> bytes:
@@ -91,10 +95,10 @@ class Redactor:
 
     def headers(self, headers: Sequence[tuple[bytes, bytes]]) -> Sequence[tuple[bytes, bytes]]:
         """`headers` with every key masked in their values (the same list if none holds one)."""
-        for _, value in headers:
-            for probe, _ in self._probes:
-                if probe in value:
-                    return [(name, self.redact(value)) for name, value in headers]
+        values = b"\n".join(map(_value, headers))
+        for probe in self.probes:
+            if probe in values:
+                return [(name, self.redact(value)) for name, value in headers]
         return headers
 
     async def stream(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
