@@ -21,6 +21,19 @@ from tests.fakes import FakeUpstream, ProxyServer
 from tests.users.fakes import TOKEN, sdk
 
 
+def layout_shift(browser: Any) -> float:
+    """The page's cumulative layout shift so far (Chromium's Layout Instability API)."""
+    return float(
+        browser.execute_async_script(
+            "const done = arguments[arguments.length - 1]; let total = 0;"
+            "const seen = new PerformanceObserver((list) => { for (const e of list.getEntries())"
+            " if (!e.hadRecentInput) total += e.value; });"
+            "seen.observe({type: 'layout-shift', buffered: true});"
+            "setTimeout(() => { seen.disconnect(); done(total); }, 300);"
+        )
+    )
+
+
 @pytest.fixture
 def gateway(
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
@@ -121,14 +134,21 @@ def test_dashboard_end_to_end_in_chromium(
         wait_for(lambda: "$1/day" in text())
         client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=5)
 
+        # No view moves under the reader's eyes as it loads, at a desktop's width or a phone's.
+        views = (("overview", ""), ("users", "users"), ("chat-log", "chats"))
+        for name, path in views:
+            browser.get(ui + path)
+            assert layout_shift(browser) < 0.01, name
+
         # A phone's width: every view readable without sideways scrolling.
         browser.set_window_size(390, 844)
-        for name, path in (("overview", ""), ("users", "users"), ("chat-log", "chats")):
+        for name, path in views:
             browser.get(ui + path)
             wide = browser.execute_script(
                 "const d = document.documentElement; return d.scrollWidth - d.clientWidth"
             )
             assert wide <= 1, name
+            assert layout_shift(browser) < 0.01, name
             browser.save_screenshot(str(shots / f"7-phone-{name}.png"))
     assert sorted(p.name for p in shots.glob("[0-9]-*.png"))[0] == "1-sign-in.png"
     # The page itself never reached the upstream (no favicon.ico or such forwarded).
