@@ -1,4 +1,5 @@
-"""Budgets with the features that change what a request costs: fallbacks and the cache."""
+"""Budgets with the features that change what a request costs: fallbacks, several models in
+one request, and the cache."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from tests.cache.fakes import numbered
 from tests.cache.fakes import sdk as cache_sdk
 from tests.fakes import FakeUpstream, ProxyServer
 from tests.fallbacks.fakes import OVERLOADED, failing, settings
-from tests.providers.fakes import HI
-from tests.users.fakes import TOKEN, admin, create, sdk
+from tests.providers.fakes import HI, env
+from tests.users.fakes import TOKEN, admin, create, sdk, usage_handler
 
 ProxyFactory = Callable[..., ProxyServer]
 # gpt-4o is free here; its first fallback costs a tenth of a cent a token; Gemini is unpriced.
@@ -117,3 +118,27 @@ def test_a_cache_hit_charges_nothing_to_the_budget_or_the_cost(
     assert "has spent $0.0130 of its $0.03 per day budget" in caught.value.body["message"]
     usage = wait_usage(proxy.url, "kit", 6)
     assert usage["total"]["requests"] == 6 and round(usage["total"]["cost"], 6) == 0.013
+
+
+def test_several_models_in_one_request_are_charged_at_the_dearest(
+    upstream: FakeUpstream, providers: FakeUpstream, proxy_factory: ProxyFactory, tmp_path: Path
+) -> None:
+    upstream.handler = usage_handler  # gpt-4o-mini: 11 + 4 tokens; Gemini reports 6 + 3
+    proxy = proxy_factory(
+        **env(
+            upstream,
+            providers,
+            ADMIN_TOKEN=TOKEN,
+            STORE_URL=f"sqlite:///{tmp_path}/users.db",
+            MODEL_PRICES="gpt-4o-mini=1000/1000",  # Gemini has no price of its own here
+            USAGE_FLUSH_INTERVAL=0.1,
+        )
+    )
+    key = create(proxy.url, "fan", budget="0.02/day")
+    reply = ask(proxy.url, key, max_tokens=1, model="gpt-4o-mini,gemini-2.0-flash").parse()
+    assert [c.model_dump()["model"] for c in reply.choices] == ["gpt-4o-mini", "gemini-2.0-flash"]
+    # 24 tokens added up, each at the dearest price: $0.024, past the $0.02.
+    with pytest.raises(openai.RateLimitError, match=r"has spent \$0\.0240 of its \$0\.02"):
+        ask(proxy.url, key, max_tokens=1, model="gpt-4o-mini,gemini-2.0-flash")
+    usage = wait_usage(proxy.url, "fan", 1)
+    assert round(usage["total"]["cost"], 6) == 0.024
