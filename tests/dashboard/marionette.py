@@ -29,6 +29,11 @@ class Element:
         self.client = client
         self.ref = ref
 
+    @property
+    def element_json(self) -> dict[str, str]:
+        """The element as an argument of `Marionette.script`."""
+        return {ELEMENT: self.ref}
+
     def find(self, css: str) -> Element:
         return self.client.find(css, within=self)
 

@@ -77,6 +77,25 @@ def test_dashboard_in_firefox(gateway: ProxyServer, tmp_path: Path) -> None:
         assert key not in browser.page_source
         shot("3-users")
 
+        # The keyboard alone: Enter on "Edit" opens its dialog with the focus inside; a
+        # change saved with Enter applies; Escape closes the dialog and gives focus back.
+        edit = browser.find("[data-edit]")
+        browser.script("arguments[0].focus()", edit.element_json)
+        edit.send_keys(ENTER)
+        wait_for(lambda: browser.find("#edit-dialog").is_displayed())
+        assert browser.script("return document.activeElement.closest('#edit-dialog') !== null")
+        budget = browser.find("#edit-dialog [name=budget]")
+        browser.script("arguments[0].select()", budget.element_json)
+        budget.send_keys("2/day" + ENTER)
+        wait_for(lambda: "$2/day" in text())
+        edit = browser.find("[data-edit]")
+        browser.script("arguments[0].focus()", edit.element_json)
+        edit.send_keys(ENTER)
+        wait_for(lambda: browser.find("#edit-dialog").is_displayed())
+        browser.find("#edit-dialog [name=budget]").send_keys(ESCAPE)
+        wait_for(lambda: not browser.find("#edit-dialog").is_displayed())
+        assert browser.script("return document.activeElement.hasAttribute('data-edit')")
+
         # The key through the official SDK; the overview shows its tokens and cost.
         messages: Any = [{"role": "user", "content": "hello from firefox"}]
         with sdk(gateway.url, key) as client:
