@@ -96,8 +96,7 @@ class BudgetHook:
         reply = ex.outcome.reply
         model = ex.get(MODEL_OVERRIDE) or asked
         model = model or (str(reply.get("model")) if reply and reply.get("model") else None)
-        if model and "," in model:  # fan-out: the usage is every model's, added up
-            return dearest([self.price(ex, part) for part in model.split(",") if part])
+        # Several models: the dearest of them, as the usage records price them.
         return self.prices.find(model)
 
     async def after(self, ex: Exchange) -> None:
