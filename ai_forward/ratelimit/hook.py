@@ -9,7 +9,6 @@ none). Counters are keyed by a hash of the client's key, never the key itself.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -22,11 +21,10 @@ from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
 from ..pipeline import Contribution, Probe, Shared
 from ..settings import Settings
 from ..types import Headers
-from ..upstream import Deadline
 from .counters import FIXED, STRATEGY_CODES, Charge, Settlement
 from .pacing import paced
 from .settings import LimitRule, LimitSettings
-from .store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
+from .store import STORAGE_ERRORS, LimitStore
 
 _SETTLE_MARGIN = 0.2
 RuleLimits = tuple[tuple[LimitRule, "Limit"], ...]
@@ -102,12 +100,6 @@ class LimitHook:
             for item in settings.global_limits
         ]
 
-    def deadline(self) -> contextlib.AbstractContextManager[object]:
-        """A bound on storage calls over the network; memory counting cannot hang."""
-        if self.settings.shared:
-            return Deadline(STORAGE_TIMEOUT)
-        return contextlib.nullcontext()
-
     async def before(self, ex: Exchange) -> None:
         settings = self.settings
         if settings.pace:
@@ -138,9 +130,8 @@ class LimitHook:
         charges = tuple(limit.charge(self.kind) for limit in requests) + tuple(
             limit.charge(FIXED, min(estimate, limit.amount)) for limit in tokens
         )
-        try:
-            with self.deadline():
-                verdict = await self.store.counters.take(charges)
+        try:  # a call to Redis is bounded by STORAGE_TIMEOUT (see store.py)
+            verdict = await self.store.counters.take(charges)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc)
             return
@@ -208,8 +199,7 @@ class LimitHook:
         if not settlements:
             return
         try:
-            with self.deadline():
-                await self.store.counters.settle(settlements)
+            await self.store.counters.settle(settlements)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc, raise_closed=False)
 
