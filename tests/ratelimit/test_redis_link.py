@@ -6,11 +6,13 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis.exceptions
 
-from ai_forward.ratelimit.redis_counters import Script
+from ai_forward.ratelimit.counters import FIXED, Charge, Settlement
+from ai_forward.ratelimit.redis_counters import RedisCounters, Script
 from ai_forward.ratelimit.redis_link import RedisLink, plain_url
 from ai_forward.ratelimit.store import STORAGE_ERRORS
 from tests.redis_server import RedisServer
@@ -127,3 +129,33 @@ def test_a_redis_that_never_answers_fails_the_waiting_calls_within_the_timeout()
 )
 def test_only_plain_urls_get_the_own_connection(url: str, plain: bool) -> None:
     assert plain_url(url) is plain
+
+
+def test_settlements_that_end_together_go_in_one_script_call(redis_url: str) -> None:
+    async def run() -> tuple[int, list[int]]:
+        link = RedisLink(redis_url, 1.0)
+        sent: list[int] = []
+
+        async def counting(script: Script, keys: list[str], args: list[str | int]) -> Any:
+            sent.append(len(keys))
+            return await link.script(script, keys, args)
+
+        counters = RedisCounters(counting)
+        try:
+            for i in range(10):
+                await counters.take((Charge(f"tpm/{i}", FIXED, 1000, 60, cost=100),))
+            sent.clear()
+            await asyncio.gather(
+                *(counters.settle((Settlement(f"tpm/{i}", 60, -60),)) for i in range(10))
+            )
+            batches = list(sent)
+            used = [
+                (await counters.take((Charge(f"tpm/{i}", FIXED, 1000, 60, cost=0),))).counts[0]
+                for i in range(10)
+            ]
+            return len(batches), [count.used for count in used]
+        finally:
+            await link.aclose()
+
+    # The first goes alone; the nine that ended while it was on its way, together.
+    assert asyncio.run(run()) == (2, [40] * 10)
