@@ -147,7 +147,7 @@ def access_fields(ex: Exchange) -> dict[str, Any]:
         "status": outcome.status,
         "ms": round(total * 1000, 1),
         "route": ex.route.name,
-        "model": ex.known_model,
+        "model": ex.model_hint,
         "key": ex.key_kind.value,
         "attempts": outcome.attempts,
         "retried": outcome.retried,
@@ -160,14 +160,24 @@ def access_fields(ex: Exchange) -> dict[str, Any]:
 
 
 def describe(ex: Exchange) -> str:
-    """The access line as text."""
-    f = access_fields(ex)
-    error = f" ({f['error']})" if f["error"] else ""
-    retried = f" ({', '.join(f['retried'])})" if f["attempts"] > 1 else ""
-    tokens = f" tokens={f['tokens_in']}/{f['tokens_out']}" if f["tokens_in"] is not None else ""
-    return (
-        f"{f['request_id']} {f['client']} {f['method']} {f['path']} -> {f['status']} "
-        f"{f['ms']:.0f}ms route={f['route']} model={f['model'] or '-'} key={f['key']} "
-        f"attempts={f['attempts']}{retried} upstream={f['upstream_ms']:.0f}ms "
-        f"added={f['added_ms']:.1f}ms{tokens}{error}"
+    """The access line as text: the fields of `access_fields`, formatted straight from the
+    exchange (this runs for every request)."""
+    outcome = ex.outcome
+    total = outcome.ended - ex.started
+    upstream = outcome.upstream_seconds
+    added = total - upstream if total > upstream else 0.0
+    line = (
+        f"{ex.request_id} {ex.client_ip} {ex.method} {ex.path} -> {outcome.status} "
+        f"{total * 1000:.0f}ms route={ex.route.name} model={ex.model_hint or '-'} "
+        f"key={ex.key_kind.value} attempts={outcome.attempts}"
     )
+    if outcome.attempts > 1:
+        line += f" ({', '.join(outcome.retried)})"
+    line += f" upstream={upstream * 1000:.0f}ms added={added * 1000:.1f}ms"
+    if outcome.reply is not None:
+        tokens_in, tokens_out = usage_counts(outcome.usage)
+        if tokens_in is not None:
+            line += f" tokens={tokens_in}/{tokens_out}"
+    if outcome.error:
+        line += f" ({outcome.error})"
+    return line

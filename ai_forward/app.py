@@ -47,7 +47,7 @@ from .cors import CORS
 from .dashboard import hook as dashboard
 from .exchange import Hook
 from .fallbacks import hook as fallbacks
-from .forward import Forwarder, plan_passthrough
+from .forward import Forwarder
 from .keys import KeyRing
 from .ops import banner
 from .ops import hook as ops
@@ -63,6 +63,7 @@ from .pipeline import (
     Shared,
     call_once,
 )
+from .plan import plan_passthrough
 from .providers import hook as providers
 from .ratelimit import hook as ratelimit
 from .redact import Redactor

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .env import IPNetwork
 from .errors import Forbidden
-from .exchange import Exchange
+from .exchange import BeforeOnly, Exchange
 from .pipeline import NOTHING, Contribution, Shared
 from .settings import ClientIPSettings, Settings
 
@@ -48,7 +48,7 @@ def client_address(peer: str, forwarded: bytes | None, trusted: Sequence[IPNetwo
     return str(first) if first is not None else peer
 
 
-class ClientIPHook:
+class ClientIPHook(BeforeOnly):
     """Sets `ex.client_ip` from the socket and trusted proxies; enforces IP lists (403)."""
 
     def __init__(self, settings: ClientIPSettings) -> None:
@@ -73,9 +73,6 @@ class ClientIPHook:
                 f"to add your address",
                 code="ip_forbidden",
             )
-
-    async def after(self, ex: Exchange) -> None:
-        return None
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:

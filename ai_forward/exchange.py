@@ -8,6 +8,7 @@ the client itself.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from .types import Headers, Scope
 BodyFilter = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
 T = TypeVar("T")
 _UNPARSED: Any = object()
+# The first `"model": "..."` in a body: what the logs name, without parsing the body.
+_MODEL_HINT = re.compile(rb'"model"\s*:\s*"((?:[^"\\\n]|\\.){1,256})"')
 
 
 class StateKey(Generic[T]):
@@ -201,6 +204,23 @@ class Exchange:
         return self.model
 
     @property
+    def model_hint(self) -> str | None:
+        """The model for logs and metrics: the body's `model` if something parsed the body,
+        else the first `"model": "..."` found in it (never decide anything from this)."""
+        if self._json is not _UNPARSED:
+            return self.model
+        if not self.body or b'"model"' not in self.body:
+            return None
+        found = _MODEL_HINT.search(self.body)
+        if found is None:
+            return None
+        try:
+            value = orjson.loads(b'"' + found.group(1) + b'"')
+        except orjson.JSONDecodeError:
+            return None
+        return value if isinstance(value, str) else None
+
+    @property
     def client_id(self) -> str:
         """Who the client is for limits and logs: a key fingerprint, else its IP."""
         return f"key:{self.key.fingerprint}" if self.key else f"ip:{self.client_ip}"
@@ -212,3 +232,11 @@ class Hook(Protocol):
     async def before(self, ex: Exchange) -> None: ...
 
     async def after(self, ex: Exchange) -> None: ...
+
+
+class BeforeOnly:
+    """The base of a hook with nothing to do after the upstream call: the forwarder
+    never calls its `after`."""
+
+    async def after(self, ex: Exchange) -> None:
+        return None

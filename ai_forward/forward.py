@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -16,32 +18,15 @@ from loguru import logger
 from .accesslog import AccessLog
 from .bodyreader import BodyReader, ClientDisconnected, too_large
 from .errors import GatewayError, RouteNotFound, ServiceUnavailable
-from .exchange import Exchange, Hook
-from .keys import KEY_HEADERS, key_header
+from .exchange import BeforeOnly, Exchange, Hook
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
 from .pipeline import Planner, Reporter, Retrier
+from .plan import downstream_headers, plan_passthrough
 from .routing import RouteTable
 from .sse import DONE, EventTooLarge, encode_event
 from .target import parse_target
 from .types import Headers, Message, Receive, Scope, Send
-from .upstream import Upstream, UpstreamRequest, UpstreamResponse, iter_body
-
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-_NOT_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
-# The upstream's Date goes through: servers run with date_header=False add none of their own.
-_NOT_DOWNSTREAM = HOP_BY_HOP | {b"server"}
+from .upstream import Upstream, UpstreamResponse
 
 _PATH_SAFE = "/:@!$&'()*+,;=~"
 REQUEST_ID = b"x-request-id"
@@ -74,12 +59,23 @@ class Forwarder:
         self.planner: Planner = planner or plan_passthrough
         self.retrier = retrier
         self.reporters = tuple(reporters)
+        self.new_request_id = RequestIds()
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        return self._hooks
+
+    @hooks.setter
+    def hooks(self, hooks: tuple[Hook, ...]) -> None:
+        self._hooks = hooks
+        # Each hook, and whether its `after` is to be called (not for a BeforeOnly).
+        self._steps = tuple((hook, not isinstance(hook, BeforeOnly)) for hook in hooks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             ex = await self.accept(scope, receive)
         except GatewayError as err:
-            await send_error(send, err, [(REQUEST_ID, new_request_id().encode())])
+            await send_error(send, err, [(REQUEST_ID, self.new_request_id().encode())])
             for reporter in self.reporters:
                 reporter.refused(err)
             return
@@ -87,9 +83,10 @@ class Forwarder:
             return
         passed: list[Hook] = []
         try:
-            for hook in self.hooks:
+            for hook, has_after in self._steps:
                 await hook.before(ex)
-                passed.append(hook)
+                if has_after:
+                    passed.append(hook)
             await self.exchange(ex, receive, send)
         except GatewayError as err:
             ex.outcome.status = err.status
@@ -152,40 +149,19 @@ class Forwarder:
             headers=headers,
             body=body,
             client_ip=client[0] if client else "",
-            request_id=new_request_id(),
+            request_id=self.new_request_id(),
         )
 
     async def exchange(self, ex: Exchange, receive: Receive, send: Send) -> None:
-        """Call upstream and relay its answer; a client disconnect cancels both.
-
-        The disconnect watcher starts only once the exchange has lasted WATCH_AFTER
-        seconds: quick exchanges never pay for a second task.
-        """
+        """Call upstream and relay its answer; a client disconnect cancels both."""
         task = asyncio.current_task()
         assert task is not None
-        state = {"finished": False, "gone": False}
-        watcher: asyncio.Task[None] | None = None
-
-        async def watch() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    if not state["finished"]:
-                        state["gone"] = True
-                        task.cancel()
-                    return
-
-        def start_watching() -> None:
-            nonlocal watcher
-            if not state["finished"]:
-                watcher = asyncio.create_task(watch())
-
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER, start_watching)
+        watch = DisconnectWatch(receive, task)
         try:
             await self.relay(ex, send)
         except asyncio.CancelledError:
             task.uncancel()
-            if state["gone"]:
+            if watch.gone:
                 if not ex.outcome.complete:
                     ex.outcome.error = "client disconnected"
             else:
@@ -194,10 +170,7 @@ class Forwarder:
                 if not ex.response_started:
                     raise ServiceUnavailable("the gateway is shutting down; try again") from None
         finally:
-            state["finished"] = True
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
+            watch.stop()
 
     async def relay(self, ex: Exchange, send: Send) -> None:
         upstream = self.upstream()
@@ -217,12 +190,17 @@ class Forwarder:
         completed = False
         observer = None
         try:
-            content_type = response.headers.get("content-type", "")
-            observer = observer_for(content_type, ex.observe, ex.observe_usage, ex.observe_tokens)
-            feed: Callable[[bytes], None] | None = observer.feed if observer is not None else None
+            response_headers = response.headers
+            content_type = response_headers.get("content-type", "")
+            feed: Callable[[bytes], None] | None = None
+            if ex.observe or ex.observe_usage or ex.observe_tokens:
+                observer = observer_for(
+                    content_type, ex.observe, ex.observe_usage, ex.observe_tokens
+                )
+                feed = observer.feed if observer is not None else None
             if ex.body_taps:
                 feed = tapped(feed, ex.body_taps)
-            stream: AsyncIterator[bytes] = iter_body(response, upstream.idle_timeout, feed)
+            stream: AsyncIterator[bytes] = upstream.body(response, feed)
             for body_filter in ex.body_filters:
                 stream = body_filter(stream)
             keep_length = not ex.body_filters
@@ -230,7 +208,7 @@ class Forwarder:
             if ex.response_headers:  # the gateway's own values replace the upstream's
                 ours = {name for name, _ in ex.response_headers}
                 headers = [h for h in headers if h[0] not in ours] + ex.response_headers
-            upstream_id = response.headers.get("x-request-id")
+            upstream_id = response_headers.get("x-request-id")
             if upstream_id:
                 ex.request_id = upstream_id
             else:
@@ -288,6 +266,43 @@ class Forwarder:
                 response.close()
 
 
+class DisconnectWatch:
+    """Cancels the exchange's task when the client disconnects.
+
+    It starts listening only once the exchange has lasted WATCH_AFTER seconds: quick
+    exchanges never pay for a second task.
+    """
+
+    __slots__ = ("finished", "gone", "receive", "task", "timer", "watcher")
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self.receive = receive
+        self.task = task
+        self.finished = False
+        self.gone = False
+        self.watcher: asyncio.Task[None] | None = None
+        self.timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self.start)
+
+    def start(self) -> None:
+        if not self.finished:
+            self.watcher = asyncio.create_task(self.watch())
+
+    async def watch(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                if not self.finished:
+                    self.gone = True
+                    self.task.cancel()
+                return
+
+    def stop(self) -> None:
+        self.finished = True
+        self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
+
+
 def tapped(
     feed: Callable[[bytes], None] | None, taps: Sequence[Callable[[bytes], None]]
 ) -> Callable[[bytes], None]:
@@ -309,41 +324,6 @@ def stream_error(message: str) -> Message:
     return {"type": "http.response.body", "body": encode_event({"error": error}), "more_body": True}
 
 
-def plan_passthrough(ex: Exchange) -> UpstreamRequest:
-    """The client's request, sent as it is to the route's upstream (key swapped if due)."""
-    url = ex.route.origin.url(ex.raw_upstream_path, ex.query.decode("latin-1"))
-    return UpstreamRequest(ex.method, url, upstream_headers(ex), ex.body, ex.route.name)
-
-
-def upstream_headers(ex: Exchange) -> Headers:
-    swap = ex.key_kind.ours
-    headers = [
-        (name, value)
-        for name, value in ex.headers
-        if name not in _NOT_UPSTREAM and not (swap and name in KEY_HEADERS)
-    ]
-    if ex.real_key is not None:
-        headers.append(key_header(ex.key.header if ex.key else b"authorization", ex.real_key))
-    forwarded = ex.header(b"x-forwarded-for")
-    # The socket peer, not ex.client_ip: a client IP found in a trusted chain is already in it.
-    peer = ex.scope.get("client")
-    ip = (peer[0] if peer else ex.client_ip).encode()
-    headers.append((b"x-forwarded-for", forwarded + b", " + ip if forwarded else ip))
-    if ex.observe or ex.observe_usage or ex.observe_tokens:
-        headers = [(n, v) for n, v in headers if n != b"accept-encoding"]
-        headers.append((b"accept-encoding", b"identity"))
-    return headers
-
-
-def downstream_headers(raw: Sequence[tuple[bytes, bytes]], keep_length: bool) -> Headers:
-    return [
-        (name.lower(), value)
-        for name, value in raw
-        if name.lower() not in _NOT_DOWNSTREAM
-        and (keep_length or name.lower() != b"content-length")
-    ]
-
-
 async def send_error(send: Send, err: GatewayError, extra: Headers | None = None) -> None:
     with contextlib.suppress(OSError, RuntimeError):
         await send(
@@ -356,9 +336,18 @@ async def send_error(send: Send, err: GatewayError, extra: Headers | None = None
         await send({"type": "http.response.body", "body": err.body(), "more_body": False})
 
 
-def new_request_id() -> str:
-    """A request id of our own: 16 random hex digits."""
-    return os.urandom(8).hex()
+class RequestIds:
+    """Request ids of our own: 16 hex digits, a random half per process and a count (no
+    system call per request, unique across workers and restarts)."""
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._count = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
 
 
 def with_request_id(ex: Exchange) -> Headers:

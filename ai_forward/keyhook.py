@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .exchange import Exchange
+from .exchange import BeforeOnly, Exchange
 from .keys import Credential, KeyKind, KeyRing, KeySet, find_key
 from .pipeline import Contribution, Shared
 from .settings import Settings
 
 
-class KeyHook:
+class KeyHook(BeforeOnly):
     """Decides whose key goes upstream: a real key for forward keys, else the client's."""
 
     def __init__(self, forward_keys: Iterable[str], rings: Mapping[str, KeyRing]) -> None:
@@ -33,9 +33,6 @@ class KeyHook:
         elif ring and not self.forward_keys:
             ex.key_kind = KeyKind.OPEN
             ex.credential = Credential.draw(ring)
-
-    async def after(self, ex: Exchange) -> None:
-        return None
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:

@@ -57,6 +57,11 @@ def find_key(headers: Headers) -> PresentedKey | None:
     found: dict[bytes, bytes] = {}
     for name, value in headers:
         if name in KEY_HEADERS and name not in found:
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                # The header that takes precedence, in the usual form: nothing else to look at.
+                token = value[7:].decode("latin-1").strip()
+                if token:
+                    return PresentedKey(name, token)
             found[name] = value
     for name in KEY_HEADERS:
         raw = found.get(name)

@@ -6,6 +6,8 @@ from yarl import URL
 
 from .target import check_path
 
+URLS_KEPT = 256
+
 
 class Origin:
     """A configured base URL split once at start-up: scheme, authority and base path.
@@ -16,7 +18,7 @@ class Origin:
     sent as it is (percent-encoding intact), the query string is passed unchanged.
     """
 
-    __slots__ = ("authority", "base_path", "scheme", "text")
+    __slots__ = ("_urls", "authority", "base_path", "scheme", "text")
 
     def __init__(self, base_url: str) -> None:
         parsed = URL(base_url)
@@ -26,16 +28,25 @@ class Origin:
         self.authority = parsed.raw_authority
         self.base_path = parsed.raw_path.rstrip("/")
         self.text = base_url.rstrip("/")
+        # The URLs built lately: most requests ask for one of a few paths, and a URL is
+        # immutable. Bounded: emptied when full.
+        self._urls: dict[tuple[str, str], URL] = {}
 
     def url(self, path: str, query: str = "") -> URL:
         """The configured origin + base path + `path` (which must start with '/')."""
-        return URL.build(
-            scheme=self.scheme,
-            authority=self.authority,
-            path=self.base_path + check_path(path),
-            query_string=query,
-            encoded=True,
-        )
+        built = self._urls.get((path, query))
+        if built is None:
+            built = URL.build(
+                scheme=self.scheme,
+                authority=self.authority,
+                path=self.base_path + check_path(path),
+                query_string=query,
+                encoded=True,
+            )
+            if len(self._urls) >= URLS_KEPT:
+                self._urls.clear()
+            self._urls[(path, query)] = built
+        return built
 
     def __str__(self) -> str:
         return self.text

@@ -16,6 +16,7 @@ ordinary text, and no provider issues keys that short.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,9 @@ MIN_KEY = 8
 # A held-back tail is found by these leading bytes of a key; shorter tails by `endswith`.
 PROBE = 4
 MASK = b"[REDACTED]"
+
+
+_value = operator.itemgetter(1)
 
 
 def mask(size: int) -> bytes:
@@ -59,7 +63,8 @@ class Redactor:
         for key in keys:
             probes.setdefault(key[:PROBE], []).append(key)
         self._probes = tuple((probe, tuple(group)) for probe, group in probes.items())
-        self._shorts = tuple({key[:size] for key in keys for size in range(1, PROBE)})
+        self.shorts = tuple({key[:size] for key in keys for size in range(1, PROBE)})
+        self.probes = tuple(probe for probe, _ in self._probes)
         self._window = max((len(key) for key in keys), default=1) - 1
 
     def __bool__(self) -> bool:
@@ -90,23 +95,21 @@ class Redactor:
 
     def headers(self, headers: Sequence[tuple[bytes, bytes]]) -> Sequence[tuple[bytes, bytes]]:
         """`headers` with every key masked in their values (the same list if none holds one)."""
-        for _, value in headers:
-            for probe, _ in self._probes:
-                if probe in value:
-                    return [(name, self.redact(value)) for name, value in headers]
+        values = b"\n".join(map(_value, headers))
+        for probe in self.probes:
+            if probe in values:
+                return [(name, self.redact(value)) for name, value in headers]
         return headers
 
     async def stream(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         """The chunks with every key masked, even one split across chunks."""
-        pending = b""
+        mask = StreamMask(self)
         async for chunk in chunks:
-            data = self.redact(pending + chunk if pending else chunk)
-            cut = self.held_from(data)
-            pending = data[cut:]
-            if cut:
-                yield data[:cut]
-        if pending:
-            yield pending
+            data = mask.push(chunk)
+            if data:
+                yield data
+        if mask.pending:
+            yield mask.pending
 
     def held_from(self, data: bytes) -> int:
         """Where the tail of `data` that could begin a key starts (len(data): no such tail)."""
@@ -121,9 +124,9 @@ class Redactor:
                     best = i
                     break
                 i = data.find(probe, i + 1)
-        if best == size and self._shorts and data.endswith(self._shorts):
+        if best == size and self.shorts and data.endswith(self.shorts):
             for length in range(min(PROBE - 1, size), 0, -1):
-                if data[size - length :] in self._shorts:
+                if data[size - length :] in self.shorts:
                     return size - length
         return best
 
@@ -131,24 +134,47 @@ class Redactor:
         return self._masks[match.group()]
 
 
+class StreamMask:
+    """Masks keys in a body chunk by chunk, holding back a tail that could begin a key
+    until the next chunk (or the end: `pending`) tells."""
+
+    __slots__ = ("pending", "redactor")
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.pending = b""
+
+    def push(self, chunk: bytes) -> bytes:
+        """What of the body so far can go out, masked (b"" if all of it is held back)."""
+        redactor = self.redactor
+        data = self.pending + chunk if self.pending else chunk
+        # The usual chunk: no key's leading bytes anywhere, nor a short start of one at
+        # its end; it goes out whole, as it is.
+        for probe in redactor.probes:
+            if probe in data:
+                break
+        else:
+            if not data.endswith(redactor.shorts):
+                self.pending = b""
+                return data
+        data = redactor.redact(data)
+        cut = redactor.held_from(data)
+        self.pending = data[cut:]
+        return data[:cut]
+
+
 class RedactedResponse:
     """An upstream answer whose headers and body pass through a Redactor."""
 
-    __slots__ = ("_origin", "content", "raw_headers")
+    __slots__ = ("_origin", "content", "headers", "raw_headers", "status")
 
     def __init__(self, origin: UpstreamResponse, redactor: Redactor) -> None:
         self._origin = origin
+        self.status = origin.status
+        # Read for lookups only (content type, retry-after); what is relayed is raw_headers.
+        self.headers: Mapping[str, str] = origin.headers
         self.raw_headers = redactor.headers(origin.raw_headers)
         self.content = RedactedBody(origin.content, redactor)
-
-    @property
-    def status(self) -> int:
-        return self._origin.status
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        # Read for lookups only (content type, retry-after); what is relayed is raw_headers.
-        return self._origin.headers
 
     def release(self) -> Any:
         return self._origin.release()
@@ -158,14 +184,18 @@ class RedactedResponse:
 
 
 class RedactedBody:
-    __slots__ = ("_origin", "_redactor")
+    """The body of a RedactedResponse. Whoever reads it through `iter_any` gets it masked;
+    the relay reads `origin` itself and masks each chunk with a `StreamMask` in the same
+    loop (one async layer fewer per chunk)."""
+
+    __slots__ = ("origin", "redactor")
 
     def __init__(self, origin: BodyStream, redactor: Redactor) -> None:
-        self._origin = origin
-        self._redactor = redactor
+        self.origin = origin
+        self.redactor = redactor
 
     def iter_any(self) -> AsyncIterable[bytes]:
-        return self._redactor.stream(self._origin.iter_any())
+        return self.redactor.stream(self.origin.iter_any())
 
 
 def real_keys(settings: Settings) -> list[str]:

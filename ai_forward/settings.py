@@ -95,7 +95,10 @@ IP_BLACKLIST: Setting[tuple[IPNetwork, ...]] = Setting(
     "IP_BLACKLIST", (), "these client IPs/CIDRs get 403"
 )
 TRUSTED_PROXIES: Setting[tuple[IPNetwork, ...]] = Setting(
-    "TRUSTED_PROXIES", (), "peers (IPs/CIDRs) whose X-Forwarded-For names the client"
+    "TRUSTED_PROXIES",
+    (),
+    "peers (IPs/CIDRs) whose X-Forwarded-For names the client (and X-Forwarded-Proto the "
+    "scheme, for the dashboard's Secure cookie)",
 )
 DOC = table(
     OPENAI_BASE_URL,

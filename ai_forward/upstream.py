@@ -21,10 +21,12 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import hdrs
 from loguru import logger
+from multidict import CIMultiDict
 from yarl import URL
 
+from .deadlines import Deadlines
 from .errors import ServiceUnavailable, UpstreamTimeout, UpstreamUnreachable
-from .redact import RedactedResponse, Redactor
+from .redact import RedactedBody, RedactedResponse, Redactor, StreamMask
 from .settings import Settings
 from .types import Headers
 
@@ -121,8 +123,11 @@ class Upstream:
         self.connect_timeout = timeouts.connect_timeout or settings.timeout
         self.first_byte_timeout = timeouts.first_byte_timeout
         self.idle_timeout = timeouts.idle_timeout or idle_default(settings.timeout)
+        # The first byte's and the silences' deadlines (no timer per request).
+        self.deadlines = Deadlines(min(self.first_byte_timeout or MIN_IDLE, self.idle_timeout))
 
     async def __aenter__(self) -> Upstream:
+        await self.deadlines.__aenter__()
         settings = self._settings
         connector = BoundedWaitConnector(
             settings.pool_timeout,
@@ -154,6 +159,13 @@ class Upstream:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self.deadlines.__aexit__(exc_type, exc, tb)
+
+    def body(
+        self, response: UpstreamResponse, feed: Callable[[bytes], None] | None = None
+    ) -> AsyncIterator[bytes]:
+        """`response`'s body as it arrives, a stall past IDLE_TIMEOUT a TimeoutError."""
+        return iter_body(response, feed, (self.deadlines, self.idle_timeout))
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         """Send `request`; raise UpstreamUnreachable or UpstreamTimeout on failure."""
@@ -161,19 +173,20 @@ class Upstream:
             return await request.compose(self)
         if self._session is None:
             raise RuntimeError("Upstream used outside its lifespan")
+        headers = CIMultiDict(
+            (n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers
+        )
         if self.redactor:
             # A compressed body cannot be searched for keys: ask for it as it is.
-            headers = [
-                (n.decode("latin-1"), v.decode("latin-1"))
-                for n, v in request.headers
-                if n != b"accept-encoding"
-            ]
-            headers.append(("accept-encoding", "identity"))
-        else:
-            headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers]
+            headers["accept-encoding"] = "identity"
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines = self.deadlines
+        if self.first_byte_timeout is not None:
+            deadlines.set(task, asyncio.get_running_loop().time() + self.first_byte_timeout)
         try:
             # Translating a non-streamed answer reads its body: that counts as the first byte.
-            with Deadline(self.first_byte_timeout):
+            try:
                 raw = await self._session.request(
                     request.method,
                     request.url,
@@ -186,6 +199,12 @@ class Upstream:
                     RedactedResponse(raw, self.redactor) if self.redactor else raw
                 )
                 return await request.translate(response) if request.translate else response
+            except asyncio.CancelledError:
+                if deadlines.expired(task):
+                    raise TimeoutError from None
+                raise
+            finally:
+                deadlines.clear(task)
         except PoolExhausted:
             raise self.pool_exhausted(request.route) from None
         except aiohttp.ConnectionTimeoutError:
@@ -226,41 +245,50 @@ class Upstream:
 
 async def iter_body(
     response: UpstreamResponse,
-    idle_timeout: float | None = None,
     feed: Callable[[bytes], None] | None = None,
+    idle: tuple[Deadlines, float] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The response body as it arrives, chunk by chunk; `feed` sees each chunk first.
+    """The response body as it arrives, chunk by chunk (keys masked, if it is a
+    RedactedResponse); `feed` sees each chunk first.
 
-    Raises TimeoutError when no chunk arrives for `idle_timeout` seconds. One timer per
-    body, not one per chunk: each chunk only notes the time, and the timer re-arms
-    itself for whatever is left of the gap when it fires early.
+    With `idle` (the deadlines, and the seconds of silence allowed), raises TimeoutError
+    when no chunk arrives for that long; the time the client takes to take a chunk does
+    not count (a slow client is not a stalled upstream).
     """
-    chunks = aiter(response.content.iter_any())
-    if idle_timeout is None:
-        async for chunk in chunks:
-            if feed is not None:
-                feed(chunk)
-            yield chunk
-        return
-    watch = IdleWatch(idle_timeout)
-    try:
-        while True:
-            watch.last = watch.loop.time()
-            watch.waiting = True
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except asyncio.CancelledError:
-                if watch.expired and not watch.uncancel():
-                    raise TimeoutError(f"no data for {idle_timeout:g}s") from None
-                raise
-            watch.waiting = False  # a slow client is not a stalled upstream
-            if feed is not None:
-                feed(chunk)
-            yield chunk
-    finally:
-        watch.stop()
+    content = response.content
+    mask = None
+    if isinstance(content, RedactedBody):  # masked here, chunk by chunk
+        mask = StreamMask(content.redactor)
+        content = content.origin
+    chunks = aiter(content.iter_any())
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    while True:
+        if idle is not None:
+            idle[0].set(task, loop.time() + idle[1])
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            break
+        except asyncio.CancelledError:
+            if idle is not None and idle[0].expired(task):
+                raise TimeoutError(f"no data for {idle[1]:g}s") from None
+            raise
+        finally:
+            if idle is not None:
+                idle[0].clear(task)
+        if mask is not None:
+            chunk = mask.push(chunk)
+            if not chunk:
+                continue
+        if feed is not None:
+            feed(chunk)
+        yield chunk
+    if mask is not None and mask.pending:
+        if feed is not None:
+            feed(mask.pending)
+        yield mask.pending
 
 
 def idle_default(timeout: float) -> float:
@@ -270,7 +298,8 @@ def idle_default(timeout: float) -> float:
 
 
 class Deadline:
-    """`asyncio.timeout` for one await on the hot path, at a third of its cost.
+    """`asyncio.timeout` for one await, at a third of its cost (the rate limits bound their
+    storage calls with it).
 
     Raises TimeoutError from the `with` block when `seconds` (None: never) run out.
     """
@@ -302,36 +331,3 @@ class Deadline:
             self.handle.cancel()
         if exc_type is asyncio.CancelledError and self.expired and not self.task.uncancel():
             raise TimeoutError from None
-
-
-class IdleWatch:
-    """Cancels the current task once it has waited `idle` seconds since `last`."""
-
-    def __init__(self, idle: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        self.task = task
-        self.idle = idle
-        self.last = self.loop.time()
-        self.expired = False
-        self.waiting = False
-        self.handle = self.loop.call_at(self.last + idle, self.fire)
-
-    def fire(self) -> None:
-        now = self.loop.time()
-        deadline = self.last + self.idle
-        if not self.waiting:
-            self.handle = self.loop.call_at(now + self.idle, self.fire)
-        elif now < deadline:
-            self.handle = self.loop.call_at(deadline, self.fire)
-        else:
-            self.expired = True
-            self.task.cancel()
-
-    def uncancel(self) -> int:
-        """Withdraw our own cancellation; what remains is someone else's."""
-        return self.task.uncancel()
-
-    def stop(self) -> None:
-        self.handle.cancel()

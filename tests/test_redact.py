@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from ai_forward.redact import Redactor, mask
+from ai_forward.redact import Redactor, StreamMask, mask
 from ai_forward.settings import Settings
 from tests.chatlog.fakes import all_log_bytes, wait_records
 from tests.fakes import FakeUpstream, ProxyServer, Recorded, chunk, json_response
@@ -370,3 +370,22 @@ def test_unwritable_log_dir_fails_like_a_bad_setting_without_showing_keys(
     assert "LOG_DIR=" in errors[0] and "cannot write chat logs" in errors[0]
     assert bad.stderr.startswith("aifd: PORT=")
     assert failed.returncode == bad.returncode == 2
+
+
+def test_stream_mask_masks_a_key_cut_anywhere_and_passes_clean_chunks_whole() -> None:
+    key = "sk-proj-abcdefghijklmnop"
+    redactor = Redactor([key, "sk-other-0123456789"])
+    text = f'data: {{"echo": "{key}", "more": "sk-"}}\n\n'.encode()
+    whole = redactor.redact(text)
+    assert key.encode() not in whole
+    for cut in range(1, len(text)):
+        mask_ = StreamMask(redactor)
+        out = mask_.push(text[:cut]) + mask_.push(text[cut:]) + mask_.pending
+        assert out == whole, cut
+    # A chunk with nothing of a key in it goes out as it came, nothing held back.
+    mask_ = StreamMask(redactor)
+    clean = b'data: {"choices": []}\n\n'
+    assert mask_.push(clean) is clean and mask_.pending == b""
+    # A chunk ending in what could start a key holds that tail until the next chunk.
+    assert mask_.push(b"data: s") == b"data: " and mask_.pending == b"s"
+    assert mask_.push(b"ure\n") == b"sure\n"

@@ -5,25 +5,32 @@ generate, at its model's MODEL_PRICES) charged to the ledger first; a charge tha
 pass the budget is refused with 429 `budget_exceeded`. When the reply ends, the charge
 is corrected to the real cost (the usage the upstream reported, else a local count).
 Users without a budget, and callers that are not issued users, pass untouched.
+
+With FALLBACKS, the worst case is that of the dearest model the request may end on,
+and the real cost is priced at the model that answered. Several models in one request
+(`"model": "a,b"`) reserve the sum of each one's worst case and, since the upstreams'
+usage comes back added up, settle it at the dearest of them. A cache hit settles at 0.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 
 from loguru import logger
 
 from ..errors import RateLimited, ServiceUnavailable
-from ..exchange import Exchange, StateKey
+from ..exchange import MODEL_OVERRIDE, Exchange, StateKey
 from ..observe.stream_usage import ask_for_usage
 from ..observe.tokens import estimate_request, prompt_tokens, usage_or_count
 from ..pipeline import NOTHING, Contribution, Shared
 from ..settings import Settings
 from .budget import Budget
 from .ledger import Ledger, open_ledger
-from .prices import Prices, dollars
+from .prices import Price, Prices, dearest, dollars, usage_counts
 
 # The ledger entry charged for this exchange, what was charged, and the model priced.
 _CHARGED = StateKey[tuple[str, int, str | None]]("budget charge")
@@ -34,9 +41,12 @@ class BudgetExceeded(RateLimited):
 
 
 class BudgetHook:
-    def __init__(self, prices: Prices, ledger: Ledger) -> None:
+    def __init__(
+        self, prices: Prices, ledger: Ledger, chains: Mapping[str, tuple[str, ...]] | None = None
+    ) -> None:
         self.prices = prices
         self.ledger = ledger
+        self.chains = chains or {}
 
     async def before(self, ex: Exchange) -> None:
         principal = ex.principal
@@ -63,23 +73,41 @@ class BudgetHook:
         ask_for_usage(ex)
 
     def worst_case(self, ex: Exchange, model: str | None) -> int:
-        """Nano-dollars the request may cost: its prompt plus all it may generate."""
-        price = self.prices.find(model)
-        if price is None:
+        """Nano-dollars the request may cost: its prompt plus all it may generate, at
+        the dearest model that may answer, for each model it asks."""
+        prices = [self.price(ex, part) for part in (model or "").split(",") if part]
+        if not any(prices):
             return 0
         body = None if ex.is_form else ex.read_json("this key's budget")
         total = estimate_request(body, ex.upstream_path, len(ex.body))
         prompt = min(prompt_tokens(body), total) if body is not None else total
-        return price.cost(prompt, total - prompt)
+        return sum(price.cost(prompt, total - prompt) for price in prices if price)
+
+    def price(self, ex: Exchange, model: str) -> Price | None:
+        """The dearest of `model` and the fallbacks this exchange's user may be given."""
+        chain = self.chains.get(model, ())
+        allowed = ex.principal.models if ex.principal is not None else ()
+        if allowed:
+            chain = tuple(m for m in chain if any(fnmatchcase(m, a) for a in allowed))
+        return dearest([self.prices.find(m) for m in (model, *chain)])
+
+    def served_price(self, ex: Exchange, asked: str | None) -> Price | None:
+        """The price of the model that answered (a fallback's, when one did)."""
+        reply = ex.outcome.reply
+        model = ex.get(MODEL_OVERRIDE) or asked
+        model = model or (str(reply.get("model")) if reply and reply.get("model") else None)
+        # Several models: the dearest of them, as the usage records price them.
+        return self.prices.find(model)
 
     async def after(self, ex: Exchange) -> None:
         charged = ex.get(_CHARGED)
         if charged is None:
             return
         key, reserved, model = charged
-        reply = ex.outcome.reply
-        model = model or (str(reply.get("model")) if reply and reply.get("model") else None)
-        real = self.prices.cost(model, usage_or_count(ex)) if ex.response_started else 0
+        real = 0
+        price = self.served_price(ex, model) if ex.response_started else None
+        if price is not None:
+            real = price.cost(*usage_counts(usage_or_count(ex)))
         try:
             await self.ledger.settle(key, real - reserved)
         except Exception as exc:
@@ -116,4 +144,5 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     if not settings.budgets.prices:
         return NOTHING
     ledger = open_ledger(settings.users.store_url)
-    return Contribution(hooks=(BudgetHook(settings.budgets.prices, ledger),), resources=(ledger,))
+    hook = BudgetHook(settings.budgets.prices, ledger, settings.fallbacks.chains)
+    return Contribution(hooks=(hook,), resources=(ledger,))

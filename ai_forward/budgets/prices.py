@@ -49,8 +49,12 @@ class Prices:
         return bool(self.rules)
 
     def find(self, model: str | None) -> Price | None:
+        """The first rule's price for `model`; for several (`a,b`: one request asked of
+        each, its usage added up), the dearest of theirs, so no cost is left out."""
         if not model:
             return None
+        if "," in model:
+            return dearest([self.find(part) for part in model.split(",") if part])
         for pattern, price in self.rules:
             if fnmatchcase(model, pattern):
                 return price
@@ -63,6 +67,16 @@ class Prices:
             return 0
         prompt, completion, cached = usage_counts(usage)
         return price.cost(prompt, completion, cached)
+
+
+def dearest(prices: list[Price | None]) -> Price | None:
+    """A price no lower than any of `prices` for any kind of token; None if none has one."""
+    known = [p for p in prices if p is not None]
+    if len(known) < 2:
+        return known[0] if known else None
+    return Price(
+        max(p.input for p in known), max(p.output for p in known), max(p.cached for p in known)
+    )
 
 
 def usage_counts(usage: dict[str, Any] | None) -> tuple[int, int, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..observe.reply import ResponseObserver
+from ..observe.reply import ReplyAssembler
+from ..sse import SSEDecoder
 
 DISCONNECTED = "client disconnected"
 
@@ -24,9 +25,26 @@ def add_reply(record: dict[str, Any], reply: dict[str, Any] | None) -> dict[str,
 
 def reassemble(stream: bytes) -> dict[str, Any] | None:
     """A raw SSE reply joined into OpenAI's non-streamed shape."""
-    observer = ResponseObserver("text/event-stream")
-    observer.feed(stream)
-    return observer.result()
+    assembler = ReplyAssembler()
+    assembler.add_events(stream_data(stream))
+    return assembler.result()
+
+
+def stream_data(stream: bytes) -> list[bytes]:
+    """The data of each event of a whole stream, as `sse.SSEDecoder` reads it, but cut at
+    its blank lines in one call: the decoder reads line by line (kept for CRLF streams)."""
+    if b"\r" in stream:
+        decoder = SSEDecoder(max_event_size=len(stream) + 1)
+        return [data for _, data in decoder.feed(stream) + decoder.flush()]
+    found: list[bytes] = []
+    for event in stream.split(b"\n\n"):
+        if event.startswith(b"data:") and b"\n" not in event:
+            found.append(event[5:].lstrip(b" "))  # one line of data: the usual event
+        elif event:
+            lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line[:5] == b"data:"]
+            if lines:
+                found.append(b"\n".join(lines))
+    return found
 
 
 def reply_finished(reply: dict[str, Any] | None) -> bool:

@@ -1,7 +1,10 @@
 """The chat-log writer: a bounded queue drained by one thread into JSON Lines files.
 
 Requests only ever call `submit`, which never blocks: when the queue is full the
-record is dropped and counted. The thread serialises records and writes whole
+record is dropped and counted. Submitting is one append to a deque, which wakes
+nobody: the thread looks at the queue every LINGER seconds (sooner once BATCH
+records wait), so a busy event loop never waits on the GIL for a thread woken per
+record. The thread serialises records and writes whole
 lines with one `write` per batch to an unbuffered file, so a `kill -9` loses at
 most what was still queued (well under a second) and leaves, at worst, one
 truncated last line. Each process writes its own files (the pid is in the
@@ -14,15 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import queue
 import re
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 from loguru import logger
@@ -33,15 +35,14 @@ from .settings import ChatLogSettings
 
 WARN_EVERY = 10.0
 CLEAN_EVERY = 3600.0
-BATCH = 512
-LINGER = 0.05  # seconds the thread waits after a small batch
+BATCH = 512  # records written at once at most; as many waiting wake the thread early
+LINGER = 0.05  # seconds between the thread's looks at the queue
 # Another worker may be writing a recently modified file: never delete those.
 ACTIVE_GRACE = 120.0
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One record to write, and the secrets that must not appear in it."""
 
     route: str
@@ -56,7 +57,9 @@ class ChatLogWriter:
     def __init__(self, settings: ChatLogSettings, redactor: Redactor | None = None) -> None:
         self.settings = settings
         self.redactor = redactor if redactor is not None else Redactor(())
-        self._queue: queue.Queue[Entry | None] = queue.Queue(maxsize=settings.queue_size)
+        self._queue: deque[Entry] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._files: dict[str, RouteFile] = {}
         self._last_warning = 0.0
@@ -74,9 +77,12 @@ class ChatLogWriter:
         stream: bytes | None = None,
     ) -> None:
         """Queue `record` for writing; never blocks (drops and counts when full)."""
-        try:
-            self._queue.put_nowait(Entry(route, record, secrets, stream))
-        except queue.Full:
+        pending = len(self._queue)
+        if pending < self.settings.queue_size:
+            self._queue.append(Entry(route, record, secrets, stream))
+            if pending + 1 == BATCH:
+                self._wake.set()
+        else:
             self.dropped += 1
             now = time.monotonic()
             if now - self._last_warning > WARN_EVERY:
@@ -102,8 +108,9 @@ class ChatLogWriter:
     ) -> None:
         if self._thread is None:
             return
-        # Blocking put: the stop marker must come after every queued record.
-        await asyncio.to_thread(self._queue.put, None)
+        # The thread writes every queued record before it ends.
+        self._stopping = True
+        self._wake.set()
         await asyncio.to_thread(self._thread.join)
         self._thread = None
         if self.dropped or self.failed:
@@ -117,7 +124,7 @@ class ChatLogWriter:
     @property
     def depth(self) -> int:
         """Records waiting for the writer."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     async def health(self) -> str | None:
         """None while the writer thread runs and its last write worked, else why not."""
@@ -141,33 +148,27 @@ class ChatLogWriter:
         self._clean()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[Entry] = []
-            try:
-                item = self._queue.get(timeout=1.0)
-                while True:
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
-                    if len(batch) >= BATCH:
-                        break
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            try:
-                if batch:
+        while True:
+            stopping = self._stopping  # read before draining: nothing queued before is missed
+            while self._queue:
+                batch: list[Entry] = []
+                with contextlib.suppress(IndexError):
+                    while len(batch) < BATCH:
+                        batch.append(self._queue.popleft())
+                try:
                     self._write(batch)
+                except Exception:  # the thread must outlive any bug, or shutdown would wait
+                    self.failed += len(batch)
+                    logger.exception("chat log: writing a batch failed")
+            if stopping:
+                break
+            try:
                 if time.monotonic() - self._last_clean > CLEAN_EVERY:
                     self._clean()
-            except Exception:  # the thread must outlive any bug, or shutdown would wait on it
-                self.failed += len(batch)
-                logger.exception("chat log: writing a batch failed")
-            if batch and len(batch) < BATCH and not stopping:
-                # Let records gather: a thread woken for every record makes the event loop
-                # wait on the GIL.
-                time.sleep(LINGER)
+            except Exception:
+                logger.exception("chat log: removing old files failed")
+            self._wake.wait(LINGER)
+            self._wake.clear()
         for handle in self._files.values():
             handle.close()
         self._files.clear()

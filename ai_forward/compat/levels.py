@@ -4,14 +4,14 @@ use only the models of level N (level 0: every model); others are refused with 4
 from __future__ import annotations
 
 from ..errors import Forbidden
-from ..exchange import KEY_LEVEL, Exchange
+from ..exchange import KEY_LEVEL, BeforeOnly, Exchange
 from ..keys import Credential, KeyKind, KeyRing
 from ..pipeline import NOTHING, Contribution, Shared
 from ..settings import Settings
 from .settings import Levels
 
 
-class LevelHook:
+class LevelHook(BeforeOnly):
     """Runs after the key swap: narrows a forward key's real key and models to its level."""
 
     def __init__(self, levels: Levels, shared: Shared) -> None:
@@ -39,9 +39,6 @@ class LevelHook:
                 code="model_not_allowed",
                 param="model",
             )
-
-    async def after(self, ex: Exchange) -> None:
-        return None
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:

@@ -12,6 +12,7 @@ page's script, authorised by the cookie plus its CSRF token (see users/session.p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -23,6 +24,8 @@ from starlette.responses import Response
 
 from ..budgets.budget import Budget
 from ..chatlog.convert import ConvertError, parse_time
+from ..clientip import listed, parse_ip
+from ..env import IPNetwork
 from ..types import Receive, Scope, Send
 from ..users import accounts
 from ..users.report import usage_report
@@ -58,6 +61,7 @@ class Dashboard:
         routes: tuple[str, ...],
         chat_root: Path,
         chat_enabled: bool,
+        trusted_proxies: Sequence[IPNetwork] = (),
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -65,6 +69,7 @@ class Dashboard:
         self.routes = routes
         self.chat_root = chat_root
         self.chat_enabled = chat_enabled
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -112,7 +117,7 @@ class Dashboard:
         form = await read_form(request)
         if not self.sessions.token_matches(form.get("token", "")):
             return html(layout.sign_in("Wrong admin token: use the gateway's ADMIN_TOKEN."), 401)
-        secure = request.url.scheme == "https"
+        secure = over_https(request, self.trusted_proxies)
         response = Response(status_code=303, headers={"location": layout.BASE + "/"})
         response.raw_headers.append(
             (b"set-cookie", set_cookie(self.sessions.issue(), secure=secure))
@@ -125,7 +130,8 @@ class Dashboard:
         if not same_origin(request) or form.get("csrf") != self.sessions.csrf(session):
             return html(layout.page("Not allowed", "<h1>Sign-out refused</h1>"), 403)
         response = Response(status_code=303, headers={"location": layout.BASE + "/"})
-        response.raw_headers.append((b"set-cookie", set_cookie("", secure=False, max_age=0)))
+        secure = over_https(request, self.trusted_proxies)
+        response.raw_headers.append((b"set-cookie", set_cookie("", secure=secure, max_age=0)))
         return response
 
     async def report(self) -> dict[str, Any]:
@@ -172,6 +178,19 @@ def spent_now(budget: Budget | None, rows: list[dict[str, Any]], name: str) -> f
     period = budget.window(datetime.now(UTC))[0]
     costs = [float(r["cost"]) for r in rows if r["user"] == name and r["day"].startswith(period)]
     return sum(costs)
+
+
+def over_https(request: Request, trusted: Sequence[IPNetwork]) -> bool:
+    """Whether the browser reached us over HTTPS: directly, or through a TLS-terminating
+    proxy in TRUSTED_PROXIES that says so in X-Forwarded-Proto (anyone else's is ignored)."""
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else ""
+    if not trusted or not listed(parse_ip(peer), trusted):
+        return False
+    # The value the nearest proxy (the trusted one) added is the last.
+    proto = request.headers.get("x-forwarded-proto", "").rpartition(",")[2]
+    return proto.strip().lower() == "https"
 
 
 def same_origin(request: Request) -> bool:

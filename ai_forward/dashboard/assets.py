@@ -46,7 +46,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 form.inline { display: inline; }
 .grid-form { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));
   gap: .6rem; align-items: end; }
-label { display: grid; gap: .2rem; font-size: .85rem; color: var(--muted); }
+label { display: grid; gap: .2rem; font-size: .85rem; color: var(--muted); min-width: 0; }
+label input, label select { width: 100%; min-width: 0; }
 input, select, button { font: inherit; padding: .4rem .55rem; border: 1px solid var(--line);
   border-radius: 6px; background: var(--bg); color: var(--fg); min-height: 2.2rem; }
 button { cursor: pointer; background: var(--card); }

@@ -25,5 +25,6 @@ def install(settings: Settings, shared: Shared) -> Contribution:
         tuple(route.prefix for route in settings.routes),
         chatlog.chat_dir,
         chatlog.enabled,
+        settings.client_ip.trusted_proxies,
     )
     return Contribution(hooks=(activity,), resources=(store,), mounts=(("/admin/ui", page),))

@@ -14,6 +14,8 @@ from ..sse import SSEDecoder
 from .fields import TEXT_FIELDS, usage_of
 
 MAX_BUFFERED_JSON = 32 * 1024 * 1024
+_META = ("id", "object", "model", "created", "system_fingerprint", "service_tier")
+_TEXT_FIELDS = frozenset(TEXT_FIELDS)
 
 
 class ResponseObserver:
@@ -78,6 +80,7 @@ class ReplyAssembler:
     Every chunk counts, the first one too, and every choice index (`n > 1`).
     Streamed Responses API events keep the latest full `response` they carry,
     plus the output text deltas in case the stream ends before `response.completed`.
+    Text comes in pieces, joined once in `result()` (not one string copy per chunk).
     """
 
     def __init__(self) -> None:
@@ -89,6 +92,8 @@ class ReplyAssembler:
         self.events = 0
         self.response: dict[str, Any] | None = None
         self.response_text: list[str] = []
+        # (choice index, field) -> pieces; "text" is a completion's, others its message's.
+        self._pieces: dict[tuple[int, str], list[str]] = {}
 
     def add_event(self, data: bytes) -> None:
         if data == b"[DONE]":
@@ -101,25 +106,46 @@ class ReplyAssembler:
         if isinstance(chunk, dict):
             self.add_chunk(chunk)
 
+    def add_events(self, datas: list[bytes]) -> None:
+        """`add_event` for each of many events' data, decoded in one call when all are JSON."""
+        payloads = [data for data in datas if data != b"[DONE]"]
+        if len(payloads) < len(datas):
+            self.done = True
+        try:
+            chunks = orjson.loads(b"[" + b",".join(payloads) + b"]")
+        except orjson.JSONDecodeError:
+            chunks = None
+        if not isinstance(chunks, list) or len(chunks) != len(payloads):
+            for data in payloads:  # one of them is not JSON: decode each on its own
+                self.add_event(data)
+            return
+        for chunk in chunks:
+            if isinstance(chunk, dict):
+                self.add_chunk(chunk)
+
     def add_chunk(self, chunk: dict[str, Any]) -> None:
         self.events += 1
         if "error" in chunk and chunk["error"] is not None:
             self.error = chunk["error"]
             return
-        usage = usage_of(chunk)
-        if usage is not None:
-            self.usage = usage
+        if "usage" in chunk or "response" in chunk:
+            usage = usage_of(chunk)
+            if usage is not None:
+                self.usage = usage
         event_type = chunk.get("type")
         if isinstance(event_type, str) and event_type.startswith("response."):
             self._add_response_event(event_type, chunk)
             return
-        for key in ("id", "object", "model", "created", "system_fingerprint", "service_tier"):
-            if key in chunk and key not in self.meta:
-                self.meta[key] = chunk[key]
-        object_type = chunk.get("object", "")
-        for choice in chunk.get("choices") or ():
-            if isinstance(choice, dict):
-                self._add_choice(choice, object_type)
+        if len(self.meta) < len(_META):
+            for key in _META:
+                if key in chunk and key not in self.meta:
+                    self.meta[key] = chunk[key]
+        choices = chunk.get("choices")
+        if isinstance(choices, list):
+            object_type = chunk.get("object", "")
+            for choice in choices:
+                if isinstance(choice, dict):
+                    self._add_choice(choice, object_type)
 
     def _add_response_event(self, event_type: str, event: dict[str, Any]) -> None:
         response = event.get("response")
@@ -132,30 +158,44 @@ class ReplyAssembler:
         index = choice.get("index", 0)
         if not isinstance(index, int):
             return
-        slot = self.choices.setdefault(index, {"index": index, "finish_reason": None})
-        if choice.get("finish_reason"):
-            slot["finish_reason"] = choice["finish_reason"]
+        slot = self.choices.get(index)
+        if slot is None:
+            slot = self.choices[index] = {"index": index, "finish_reason": None}
+        finish = choice.get("finish_reason")
+        if finish:
+            slot["finish_reason"] = finish
         if "text" in choice or object_type == "text_completion":
-            slot["text"] = slot.get("text", "") + (choice.get("text") or "")
+            text = choice.get("text")
+            self._add_piece(slot, index, "text", text if isinstance(text, str) else "")
             return
         delta = choice.get("delta") or choice.get("message") or {}
         if not isinstance(delta, dict):
             return
-        message = slot.setdefault("message", {"role": "assistant", "content": None})
-        if delta.get("role"):
-            message["role"] = delta["role"]
-        for field in TEXT_FIELDS:
-            piece = delta.get(field)
-            if isinstance(piece, str):
-                message[field] = (message.get(field) or "") + piece
-        for call in delta.get("tool_calls") or ():
-            if isinstance(call, dict):
-                self._add_tool_call(message, call)
-        function_call = delta.get("function_call")
-        if isinstance(function_call, dict):
-            joined = message.setdefault("function_call", {"name": "", "arguments": ""})
-            joined["name"] += function_call.get("name") or ""
-            joined["arguments"] += function_call.get("arguments") or ""
+        message = slot.get("message")
+        if message is None:
+            message = slot["message"] = {"role": "assistant", "content": None}
+        for field, value in delta.items():
+            if field in _TEXT_FIELDS:
+                if isinstance(value, str):
+                    self._add_piece(message, index, field, value)
+            elif field == "role":
+                if value:
+                    message["role"] = value
+            elif field == "tool_calls":
+                for call in value or ():
+                    if isinstance(call, dict):
+                        self._add_tool_call(message, call)
+            elif field == "function_call" and isinstance(value, dict):
+                joined = message.setdefault("function_call", {"name": "", "arguments": ""})
+                joined["name"] += value.get("name") or ""
+                joined["arguments"] += value.get("arguments") or ""
+
+    def _add_piece(self, into: dict[str, Any], index: int, field: str, piece: str) -> None:
+        pieces = self._pieces.get((index, field))
+        if pieces is None:
+            pieces = self._pieces[(index, field)] = []
+            into[field] = ""  # its place among the fields; the text is joined in `result()`
+        pieces.append(piece)
 
     @staticmethod
     def _add_tool_call(message: dict[str, Any], call: dict[str, Any]) -> None:
@@ -185,6 +225,9 @@ class ReplyAssembler:
             if self.response_text:
                 reply.setdefault("output_text", "".join(self.response_text))
         else:
+            for (index, field), pieces in self._pieces.items():
+                slot = self.choices[index]
+                (slot if field == "text" else slot["message"])[field] = "".join(pieces)
             reply = dict(self.meta)
             if reply.get("object") == "chat.completion.chunk":
                 reply["object"] = "chat.completion"

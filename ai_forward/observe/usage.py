@@ -2,9 +2,12 @@
 
 Token limits and usage accounting need only the `usage` object, which OpenAI-format
 streams carry in their last event. Rather than decode every event (what the chat
-log's full reassembly does), this scans each chunk for a usage object in C and decodes
-only the events that hold it. For upstreams that report no usage, the generated
-text is measured too, by one regular expression over the bytes (no JSON decoding).
+log's full reassembly does), this keeps the stream's complete events as they pass
+(a list append per chunk) and reads them once, when the stream ends: one scan for a
+usage object in C, and a decode of only the events from there on. For upstreams that
+report no usage, the generated text is then measured by one regular expression over
+the bytes (no JSON decoding). A stream past HOLD_BYTES is read in blocks of that size
+instead, so that the memory it holds stays bounded.
 """
 
 from __future__ import annotations
@@ -25,29 +28,44 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})')
 # Generated text in OpenAI chunks. (One regex for this and the usage test together is four
 # times slower: measured.)
 _GENERATED = GENERATED_TEXT
+HOLD_BYTES = 1024 * 1024
 
 
 class UsageObserver:
-    """Feed it SSE chunks; `result()` is `{"usage": ...}`, `chars` the generated text's length."""
+    """Feed it SSE chunks; `result()` is `{"usage": ...}`, or None when the stream reported
+    no usage; then `chars` is the length of the generated text (else it may be partial:
+    nobody needs it)."""
+
+    hold = HOLD_BYTES
 
     def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
         self.chars = 0
-        self._splitter = SSESplitter()
+        self._splitter = SSESplitter()  # bounds an event that never ends, as every reader
+        self._held: list[bytes] = []
+        self._size = 0
 
     def feed(self, chunk: bytes) -> None:
         whole = self._splitter.feed(chunk)
         if whole:
-            self._read(whole)
+            self._held.append(whole)
+            self._size += len(whole)
+            if self._size > self.hold:
+                self._release()
 
-    def _read(self, whole: bytes) -> None:
+    def _release(self) -> None:
+        """Read the events held so far (usage and text), and let them go."""
+        whole = b"".join(self._held)
+        self._held.clear()
+        self._size = 0
         self.chars += sum(map(len, _GENERATED.findall(whole)))
-        found = find_usage(whole)
-        if found is not None:
-            self._read_usage(whole[event_start(whole, found.start()) :])
+        self._read_usage(whole)
 
-    def _read_usage(self, events: bytes) -> None:
-        for data in map(event_data, split_events(events)):
+    def _read_usage(self, whole: bytes) -> None:
+        found = find_usage(whole)
+        if found is None:
+            return
+        for data in map(event_data, split_events(whole[event_start(whole, found.start()) :])):
             if not has_usage(data):
                 continue
             try:
@@ -61,26 +79,37 @@ class UsageObserver:
     def result(self) -> dict[str, Any] | None:
         """A reply holding only its usage (None when none could be read)."""
         rest = self._splitter.flush()
-        if rest:
-            self._read(rest + b"\n\n")
+        stream = b"".join(self._held) + rest
+        self._held.clear()
+        self._ended(stream)
+        whole = stream + b"\n\n" if rest else stream
+        self._read_usage(whole)
+        if self.usage is None:
+            self.chars += sum(map(len, _GENERATED.findall(whole)))
         return {"usage": self.usage} if self.usage is not None else None
+
+    def _ended(self, stream: bytes) -> None:
+        """What the stream held unread when it ended (all of it, if it never overflowed)."""
 
 
 class RawStreamObserver(UsageObserver):
     """A UsageObserver that also keeps the stream's bytes (up to MAX_BUFFERED_JSON), for the
     chat log to reassemble off the event loop: no event is decoded on the request path."""
 
+    hold = MAX_BUFFERED_JSON
+
     def __init__(self) -> None:
         super().__init__()
-        self.raw: bytearray | None = bytearray()
+        self.raw: bytes | None = None
+        self._whole = True
 
-    def feed(self, chunk: bytes) -> None:
-        super().feed(chunk)
-        if self.raw is not None:
-            if len(self.raw) + len(chunk) > MAX_BUFFERED_JSON:
-                self.raw = None  # too large to log whole: the record keeps only the usage
-            else:
-                self.raw += chunk
+    def _release(self) -> None:
+        self._whole = False  # too large to log whole: the record keeps only the usage
+        super()._release()
+
+    def _ended(self, stream: bytes) -> None:
+        if self._whole:
+            self.raw = stream
 
 
 class JSONUsageObserver:

@@ -12,12 +12,13 @@ decision, the planner below plans the request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Protocol
 
 from ..body import form_values
 from ..errors import InvalidRequest, UnsupportedFeature
-from ..exchange import MODEL_OVERRIDE, Exchange, StateKey
+from ..exchange import MODEL_OVERRIDE, BeforeOnly, Exchange, StateKey
 from ..pipeline import Contribution, Planner, Shared
 from ..settings import Settings
 from ..upstream import UpstreamRequest
@@ -26,6 +27,8 @@ from .hosts import HostSelector
 from .listing import ModelListing
 from .router import Router, Target
 
+# A `"model"` whose value holds a comma (several models): looked for before parsing.
+_MODEL_LIST = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*,')
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 MAX_MODELS = 8
 
@@ -53,7 +56,7 @@ class SingleModel:
         return self.router.plan(ex, self.target, body, track=True)
 
 
-class ProviderHook:
+class ProviderHook(BeforeOnly):
     def __init__(self, router: Router, hosts: HostSelector, listing: ModelListing) -> None:
         self.router = router
         self.hosts = hosts
@@ -68,7 +71,11 @@ class ProviderHook:
             if self.listing.active:
                 ex.set(DECISION, self.listing)
             return
-        model = self.model_of(ex) if ex.method == "POST" else None
+        if ex.method != "POST":
+            return
+        if not self.router.settings.model_routes and not _MODEL_LIST.search(ex.body):
+            return  # every model goes to the route's own upstream: no need to parse the body
+        model = self.model_of(ex)
         if not model:
             return
         if "," in model:
@@ -120,9 +127,6 @@ class ProviderHook:
         for target in targets:
             self.router.plan(ex, target, {**body, "model": target.model}, dry=True)
         return FanOut(self.router, targets)
-
-    async def after(self, ex: Exchange) -> None:
-        return None
 
 
 def decide_override(router: Router, ex: Exchange, model: str) -> Decision | None:

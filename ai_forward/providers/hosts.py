@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..errors import Forbidden
 from ..exchange import Exchange
-from ..forward import upstream_headers
 from ..keys import KEY_HEADERS, KeyRing, key_header
 from ..pipeline import Planner
+from ..plan import upstream_headers
 from ..upstream import UpstreamRequest
 from .runtime_hosts import RuntimeHosts
 from .settings import AllowedHost

@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 FIXED = "f"
 MOVING = "m"
@@ -33,8 +32,10 @@ STRATEGY_CODES = {"fixed-window": FIXED, "moving-window": MOVING, "sliding-windo
 SWEEP_EVERY = 10.0  # seconds between sweeps of expired counters (memory bounded, not counting)
 
 
-@dataclass(frozen=True, slots=True)
-class Charge:
+# The values below are named tuples, not dataclasses: several are made for every request.
+
+
+class Charge(NamedTuple):
     """One limit applied to one request: `cost` against `amount` per `window` seconds."""
 
     key: str
@@ -44,24 +45,21 @@ class Charge:
     cost: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
+class Count(NamedTuple):
     """A counter after the operation: what is used of it, and seconds until it frees."""
 
     used: int
     reset_in: float
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """`refused`: the index of the first charge that did not fit, or None (all counted)."""
 
     refused: int | None
     counts: tuple[Count, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     """Add `delta` to a fixed-window counter, if it still exists (else start it, if > 0)."""
 
     key: str
@@ -92,11 +90,10 @@ class MemoryCounters:
     def take_now(self, charges: tuple[Charge, ...], now: float) -> Verdict:
         if now >= self._next_sweep:
             self.sweep(now)
-        counts = [self.peek(charge, now) for charge in charges]
-        for i, (charge, count) in enumerate(zip(charges, counts, strict=True)):
-            if count.used + charge.cost > charge.amount:
-                return Verdict(i, tuple(counts))
-        return Verdict(None, tuple(self.hit(c, now) for c in charges))
+        for i, charge in enumerate(charges):
+            if self.peek(charge, now).used + charge.cost > charge.amount:
+                return Verdict(i, tuple(self.peek(c, now) for c in charges))
+        return Verdict(None, tuple([self.hit(c, now) for c in charges]))
 
     def peek(self, charge: Charge, now: float) -> Count:
         key, window = charge.key, charge.window
@@ -128,8 +125,13 @@ class MemoryCounters:
             return Count(int(entry[0]), entry[1] - now)
         self.expiry[key] = now + 2 * window
         if charge.kind == MOVING:
-            hits = self.moving.setdefault(key, deque())
-            hits.extend([now] * cost)
+            hits = self.moving.get(key)
+            if hits is None:
+                hits = self.moving[key] = deque()
+            if cost == 1:
+                hits.append(now)
+            else:
+                hits.extend([now] * cost)
             return Count(len(hits), hits[0] + window - now)
         state = self.sliding[key] = list(self.slide(key, now, window))
         state[2] += cost

@@ -9,11 +9,10 @@ none). Counters are keyed by a hash of the client's key, never the key itself.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import RateLimited
 from ..exchange import KEY_LEVEL, Exchange, StateKey
@@ -22,18 +21,23 @@ from ..observe.tokens import estimate_request, usage_or_count, usage_tokens
 from ..pipeline import Contribution, Probe, Shared
 from ..settings import Settings
 from ..types import Headers
-from ..upstream import Deadline
 from .counters import FIXED, STRATEGY_CODES, Charge, Settlement
 from .pacing import paced
 from .settings import LimitRule, LimitSettings
-from .store import STORAGE_ERRORS, STORAGE_TIMEOUT, LimitStore
+from .store import STORAGE_ERRORS, LimitStore
 
 _SETTLE_MARGIN = 0.2
+_MATCHES_KEPT = 1024  # (path, key level) pairs whose matching rules are remembered
+_HEADER_NAMES = {
+    unit: tuple(
+        f"x-ratelimit-{figure}-{unit}".encode() for figure in ("limit", "remaining", "reset")
+    )
+    for unit in ("requests", "tokens")
+}
 RuleLimits = tuple[tuple[LimitRule, "Limit"], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
+class Limit(NamedTuple):
     """One limit as it applies to this request: how much per how long, whose counter, and
     how to name it."""
 
@@ -66,8 +70,7 @@ def rule_limits(kind: str, setting: str, rules: Sequence[LimitRule]) -> RuleLimi
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(NamedTuple):
     """The tokens reserved on one counter, settled when the reply ends."""
 
     key: str
@@ -92,6 +95,7 @@ class LimitHook:
         self.kind = STRATEGY_CODES[settings.strategy]
         self.request_rules = rule_limits("req", "REQ_RATE_LIMIT", settings.requests)
         self.token_rules = rule_limits("tpm", "TPM_LIMIT", settings.tokens)
+        self._matches: dict[tuple[str, int], tuple[tuple[Limit, ...], tuple[Limit, ...]]] = {}
         self.global_limits = [
             Limit(
                 item.amount,
@@ -101,12 +105,6 @@ class LimitHook:
             )
             for item in settings.global_limits
         ]
-
-    def deadline(self) -> contextlib.AbstractContextManager[object]:
-        """A bound on storage calls over the network; memory counting cannot hang."""
-        if self.settings.shared:
-            return Deadline(STORAGE_TIMEOUT)
-        return contextlib.nullcontext()
 
     async def before(self, ex: Exchange) -> None:
         settings = self.settings
@@ -138,35 +136,33 @@ class LimitHook:
         charges = tuple(limit.charge(self.kind) for limit in requests) + tuple(
             limit.charge(FIXED, min(estimate, limit.amount)) for limit in tokens
         )
-        try:
-            with self.deadline():
-                verdict = await self.store.counters.take(charges)
+        try:  # a call to Redis is bounded by STORAGE_TIMEOUT (see store.py)
+            verdict = await self.store.counters.take(charges)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc)
             return
-        now = time.time()
         counts = verdict.counts
         if verdict.refused is not None:
             i = verdict.refused
-            reset_at = now + counts[i].reset_in
+            reset_in = counts[i].reset_in
             if i < len(requests):
                 limit = requests[i]
                 message = f"rate limit reached: {limit.describe('requests')}"
-                raise rejected(message, limit.amount, reset_at, "requests")
+                raise rejected(message, limit.amount, reset_in, "requests")
             limit = tokens[i - len(requests)]
             message = (
                 f"token rate limit reached: {limit.describe('tokens')}; this request "
                 f"may use up to {estimate} tokens (prompt plus max_tokens)"
             )
-            raise rejected(message, limit.amount, reset_at, "tokens")
+            raise rejected(message, limit.amount, reset_in, "tokens")
         if requests:
             # The headers tell the client about its own limit (the first), as OpenAI's do.
-            first, count = requests[0], counts[0]
-            amount = first.amount
+            amount, count = requests[0].amount, counts[0]
             ex.response_headers += ratelimit_headers(
-                "requests", amount, amount - count.used, now + count.reset_in
+                "requests", amount, amount - count.used, count.reset_in
             )
         if tokens:
+            now = time.time()
             token_charges = charges[len(requests) :]
             token_counts = counts[len(requests) :]
             ex.set(
@@ -176,22 +172,38 @@ class LimitHook:
                     for c, n in zip(token_charges, token_counts, strict=True)
                 ),
             )
-            tightest = min(
-                zip(token_charges, token_counts, strict=True),
-                key=lambda pair: pair[0].amount - pair[1].used,
-            )
-            charge, count = tightest
+            charge, count = token_charges[0], token_counts[0]
+            if len(token_charges) > 1:
+                charge, count = min(
+                    zip(token_charges, token_counts, strict=True),
+                    key=lambda pair: pair[0].amount - pair[1].used,
+                )
             ex.response_headers += ratelimit_headers(
-                "tokens", charge.amount, charge.amount - count.used, now + count.reset_in
+                "tokens", charge.amount, charge.amount - count.used, count.reset_in
             )
 
     def limits_for(self, ex: Exchange) -> tuple[list[Limit], list[Limit]]:
         principal = ex.principal
-        rpm = principal.rpm if principal else None
-        requests = client_limits(ex, "req", rpm, self.request_rules) + self.global_limits
-        tpm = principal.tpm if principal else None
-        tokens = client_limits(ex, "tpm", tpm, self.token_rules)
-        return requests, tokens
+        if principal is not None:
+            requests = client_limits(ex, "req", principal.rpm, self.request_rules)
+            tokens = client_limits(ex, "tpm", principal.tpm, self.token_rules)
+            return requests + self.global_limits, tokens
+        level = ex.get(KEY_LEVEL) or 0
+        matched = self._matches.get((ex.path, level))
+        if matched is None:
+            if len(self._matches) >= _MATCHES_KEPT:
+                self._matches.clear()
+            matched = self._matches[(ex.path, level)] = (
+                matching(self.request_rules, ex.path, level),
+                matching(self.token_rules, ex.path, level),
+            )
+        request_rules, token_rules = matched
+        if not (request_rules or token_rules):
+            return list(self.global_limits), []
+        client = ex.client_id
+        requests = [Limit(r.amount, r.window, r.key + client, r.name) for r in request_rules]
+        tokens = [Limit(t.amount, t.window, t.key + client, t.name) for t in token_rules]
+        return requests + self.global_limits, tokens
 
     async def after(self, ex: Exchange) -> None:
         reserved = ex.get(_RESERVED)
@@ -208,10 +220,14 @@ class LimitHook:
         if not settlements:
             return
         try:
-            with self.deadline():
-                await self.store.counters.settle(settlements)
+            await self.store.counters.settle(settlements)
         except STORAGE_ERRORS as exc:
             self.store.failed(exc, raise_closed=False)
+
+
+def matching(rules: RuleLimits, path: str, level: int) -> tuple[Limit, ...]:
+    """The limits of the rules that apply to `path` for a key of `level`."""
+    return tuple(limit for rule, limit in rules if rule.matches(path, level))
 
 
 def client_limits(ex: Exchange, kind: str, per_user: int | None, rules: RuleLimits) -> list[Limit]:
@@ -250,22 +266,22 @@ def is_streamed(ex: Exchange) -> bool:
     return body is not None and body.get("stream") is True
 
 
-def rejected(message: str, limit: int, reset_at: float, unit: str) -> RateLimited:
-    wait = max(reset_at - time.time(), 0.001)
+def rejected(message: str, limit: int, reset_in: float, unit: str) -> RateLimited:
+    wait = max(reset_in, 0.001)
     headers = {
-        name.decode(): value.decode() for name, value in ratelimit_headers(unit, limit, 0, reset_at)
+        name.decode(): value.decode() for name, value in ratelimit_headers(unit, limit, 0, reset_in)
     }
     headers["retry-after"] = str(max(1, math.ceil(wait)))
     headers["retry-after-ms"] = str(math.ceil(wait * 1000))
     return RateLimited(f"{message}; retry after {duration(wait)}", headers=headers)
 
 
-def ratelimit_headers(unit: str, limit: int, remaining: int, reset_at: float) -> Headers:
-    reset = max(reset_at - time.time(), 0.0)
+def ratelimit_headers(unit: str, limit: int, remaining: int, reset_in: float) -> Headers:
+    limit_name, remaining_name, reset_name = _HEADER_NAMES[unit]
     return [
-        (f"x-ratelimit-limit-{unit}".encode(), str(limit).encode()),
-        (f"x-ratelimit-remaining-{unit}".encode(), str(max(remaining, 0)).encode()),
-        (f"x-ratelimit-reset-{unit}".encode(), duration(reset).encode()),
+        (limit_name, b"%d" % limit),
+        (remaining_name, b"%d" % max(remaining, 0)),
+        (reset_name, duration(max(reset_in, 0.0)).encode()),
     ]
 
 

@@ -8,6 +8,10 @@ own limits and the global one can then be counted together. Time comes from Redi
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .counters import Charge, Count, Settlement, Verdict
@@ -106,18 +110,44 @@ return #KEYS
 """
 
 
-class RedisCounters:
-    """Runs TAKE and SETTLE on a redis-py asyncio client (plain, Sentinel or Cluster)."""
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script and the hash Redis knows it by."""
 
-    def __init__(self, client: Any) -> None:
-        self._take = client.register_script(TAKE)
-        self._settle = client.register_script(SETTLE)
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+# Runs a script on the storage: (script, keys, args) -> its reply.
+ScriptRunner = Callable[[Script, list[str], list[str | int]], Awaitable[Any]]
+
+
+class RedisCounters:
+    """Runs TAKE and SETTLE on Redis, through `run` (a `RedisLink`, or redis-py for TLS,
+    sockets, Sentinel and Cluster).
+
+    Settlements are group-committed: while one SETTLE is on its way, the settlements of
+    the replies that end meanwhile gather, and go together in the next one. Each `settle`
+    still returns once its own settlement is counted in Redis.
+    """
+
+    def __init__(self, run: ScriptRunner) -> None:
+        self._run = run
+        self._take = Script(TAKE)
+        self._settle = Script(SETTLE)
+        self._gathered: list[Settlement] = []
+        self._gathered_done: asyncio.Future[None] | None = None
+        self._sending = False
 
     async def take(self, charges: tuple[Charge, ...]) -> Verdict:
         args: list[str | int] = []
         for charge in charges:
             args += (charge.kind, charge.amount, charge.window, charge.cost)
-        reply = await self._take(keys=[KEY_PREFIX + c.key for c in charges], args=args)
+        keys = [KEY_PREFIX + c.key for c in charges]
+        reply = await self._run(self._take, keys, args)
         refused = int(reply[0])
         counts = tuple(
             Count(int(reply[i]), int(reply[i + 1]) / 1000) for i in range(1, len(reply), 2)
@@ -125,7 +155,41 @@ class RedisCounters:
         return Verdict(refused - 1 if refused else None, counts)
 
     async def settle(self, settlements: tuple[Settlement, ...]) -> None:
-        args: list[int] = []
+        if self._sending:  # join the next batch
+            self._gathered += settlements
+            if self._gathered_done is None:
+                self._gathered_done = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._gathered_done)
+            return
+        self._sending = True
+        try:
+            await self._send(settlements)
+        finally:
+            self._send_gathered()
+
+    def _send_gathered(self) -> None:
+        """Send what gathered while the last batch was on its way, as one more batch."""
+        gathered, done = self._gathered, self._gathered_done
+        if done is None:
+            self._sending = False
+            return
+        self._gathered, self._gathered_done = [], None
+        task = asyncio.ensure_future(self._send(tuple(gathered)))
+
+        def sent(task: asyncio.Future[None]) -> None:
+            if task.cancelled():
+                done.cancel()
+            elif task.exception() is not None:
+                done.set_exception(task.exception())  # type: ignore[arg-type]
+                done.exception()  # retrieved here too: its waiters may all be gone
+            else:
+                done.set_result(None)
+            self._send_gathered()
+
+        task.add_done_callback(sent)
+
+    async def _send(self, settlements: tuple[Settlement, ...]) -> None:
+        args: list[str | int] = []
         for item in settlements:
             args += (item.delta, item.window)
-        await self._settle(keys=[KEY_PREFIX + s.key for s in settlements], args=args)
+        await self._run(self._settle, [KEY_PREFIX + s.key for s in settlements], args)

@@ -1,8 +1,10 @@
 """The counter storage of the rate limits (memory or Redis) and its fail policy.
 
-`limits` opens the Redis connection, since it knows every URL form (redis://, rediss://,
-redis+unix://, redis+cluster://, redis+sentinel://); the counting itself is ours (see
-`counters.py`), one operation per request instead of one per limit and per figure.
+A plain redis://host:port/db URL gets one pipelined connection of our own (see
+`redis_link.py`); for the other URL forms (rediss://, redis+unix://, redis+cluster://,
+redis+sentinel://), `limits` opens a redis-py client, since it knows them all. The
+counting itself is ours (see `counters.py`), one operation per request instead of one
+per limit and per figure.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from loguru import logger
 
 from ..errors import ServiceUnavailable
 from ..signals import Signals
+from ..upstream import Deadline
 from .counters import Counters, MemoryCounters
-from .redis_counters import RedisCounters
+from .redis_counters import RedisCounters, Script, ScriptRunner
+from .redis_link import RedisLink, plain_url
 from .settings import LimitSettings
 
 # Every storage round trip of one request shares this bound: a slow or gone Redis costs a
@@ -71,19 +75,13 @@ class LimitStore:
         if not settings.shared:
             self._counters = MemoryCounters()
             return self
-        from limits.aio.storage import Storage
-        from limits.storage import storage_from_string
-
-        # No socket_timeout: the hook bounds every call (STORAGE_TIMEOUT), and redis-py would
-        # spend a task and a timer on each read and write to enforce one.
-        storage = storage_from_string(
-            "async+" + settings.backend,
-            implementation="redispy",
-            socket_connect_timeout=STORAGE_TIMEOUT,
-        )
-        assert isinstance(storage, Storage)
-        self._client = storage.bridge.storage  # type: ignore[attr-defined]
-        self._counters = RedisCounters(self._client)
+        if plain_url(settings.backend):
+            link = RedisLink(settings.backend, STORAGE_TIMEOUT)
+            self._client = link
+            self._counters = RedisCounters(link.script)
+        else:
+            self._client = redis_py_client(settings.backend)
+            self._counters = RedisCounters(redis_py_runner(self._client))
         try:
             async with asyncio.timeout(STORAGE_TIMEOUT):
                 await self._client.ping()
@@ -152,6 +150,34 @@ class LimitStore:
                 code="rate_limit_storage_unavailable",
                 headers={"retry-after": "1"},
             )
+
+
+def redis_py_client(url: str) -> Any:
+    """A redis-py asyncio client for any URL form `limits` knows."""
+    from limits.aio.storage import Storage
+    from limits.storage import storage_from_string
+
+    # No socket_timeout: every call is bounded (STORAGE_TIMEOUT) by `redis_py_runner`, and
+    # redis-py would spend a task and a timer on each read and write to enforce one.
+    storage = storage_from_string(
+        "async+" + url, implementation="redispy", socket_connect_timeout=STORAGE_TIMEOUT
+    )
+    assert isinstance(storage, Storage)
+    return storage.bridge.storage  # type: ignore[attr-defined]
+
+
+def redis_py_runner(client: Any) -> ScriptRunner:
+    """Runs the counters' scripts through redis-py, each call bounded by STORAGE_TIMEOUT."""
+    registered: dict[str, Any] = {}
+
+    async def run(script: Script, keys: list[str], args: list[str | int]) -> Any:
+        call = registered.get(script.sha)
+        if call is None:
+            call = registered[script.sha] = client.register_script(script.source)
+        with Deadline(STORAGE_TIMEOUT):
+            return await call(keys=keys, args=args)
+
+    return run
 
 
 def redact(url: str) -> str:

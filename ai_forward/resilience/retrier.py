@@ -22,6 +22,7 @@ from ..upstream import UpstreamResponse
 from .policy import RetryPolicy
 from .rotation import key_rotation
 
+UpstreamError = UpstreamTimeout | UpstreamUnreachable
 ATTEMPTS_HEADER = b"x-aifd-attempts"
 # The SDKs' own retry signal: honoured from the upstream, and sent once the gateway has
 # retried, so that the client's retries do not multiply with the gateway's.
@@ -41,6 +42,25 @@ class Retrier:
         self.policy = policy
 
     async def __call__(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+        # Nearly every request: one attempt, answered below 400. Only its key's record of
+        # refusals is cleared; the loop below (and the key rotation) is for the others.
+        try:
+            first: UpstreamResponse | UpstreamError = await attempt()
+        except (UpstreamTimeout, UpstreamUnreachable) as err:
+            if not self.policy.retries:
+                raise
+            first = err
+        if not isinstance(first, UpstreamError) and first.status < 400:
+            credential = ex.credential
+            if credential is not None:
+                credential.ring.clear(credential.key)
+            return first
+        return await self.retry(ex, attempt, first)
+
+    async def retry(
+        self, ex: Exchange, attempt: Attempt, first: UpstreamResponse | UpstreamError
+    ) -> UpstreamResponse:
+        """The loop, from the first attempt's answer (or its failure) on."""
         policy = self.policy
         keys = key_rotation(ex, policy)
         next(keys)
@@ -48,7 +68,7 @@ class Retrier:
             ex.outcome.attempts = retry + 1
             last = retry == policy.retries
             try:
-                response = await attempt()
+                response = await attempt() if retry else settle(first)
             except (UpstreamTimeout, UpstreamUnreachable) as err:
                 if last:
                     self.finish(ex)
@@ -90,3 +110,10 @@ class Retrier:
         if ex.outcome.attempts > 1:
             ex.response_headers.append((ATTEMPTS_HEADER, str(ex.outcome.attempts).encode()))
             ex.response_headers.append(_NO_MORE_RETRIES)
+
+
+def settle(first: UpstreamResponse | UpstreamError) -> UpstreamResponse:
+    """The first attempt's answer, or its failure raised again."""
+    if isinstance(first, (UpstreamTimeout, UpstreamUnreachable)):
+        raise first
+    return first

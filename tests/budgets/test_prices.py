@@ -21,6 +21,14 @@ def test_first_matching_rule_prices_a_model() -> None:
     assert prices.cost("o1", {"prompt_tokens": 100}) == 0
 
 
+def test_several_models_in_one_request_are_priced_at_the_dearest_of_each_kind() -> None:
+    prices = parse_prices("gpt-4o=2.50/10/1.25;claude-*=3/15")
+    # Their usage comes back added up: no token of it may be priced below its model's.
+    assert prices.find("gpt-4o,claude-sonnet-4-5") == Price(3, 15, 3)
+    assert prices.find("gpt-4o,o1") == Price(2.50, 10, 1.25)  # o1 has no price
+    assert prices.find("o1,o3") is None
+
+
 def test_cost_counts_cached_input_at_its_own_price() -> None:
     prices = parse_prices("gpt-4o=2.50/10/1.25")
     usage = {

@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
+from ai_forward.chatlog.reassemble import reassemble, stream_data
 from ai_forward.observe.reply import ResponseObserver
+from ai_forward.sse import SSEDecoder
 from tests.fakes import chunk, sse
 
 
@@ -102,3 +104,35 @@ def test_non_streamed_reply_is_parsed_once_whole() -> None:
     for i in range(0, len(body), 4):
         observer.feed(body[i : i + 4])
     assert observer.result() == {"id": "x", "choices": [], "usage": {"total_tokens": 1}}
+
+
+STREAMS = [
+    b"".join(sse(chunk("Hi", role="assistant"), chunk(" there"), chunk(finish="stop"))),
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta"}\n\n',
+    b'data: {"a":\ndata: 1}\n\n: a comment\nid: 7\ndata: [DONE]\n\n',  # data over two lines
+    b'data:{"a":1}\n\n\n\ndata:  [DONE]\n',  # no space, extra blank lines, no last blank line
+    b'data: {"a":1}\r\n\r\ndata: {"b":2}\r\n\r\n',  # CRLF
+    b'data: {"a":1}\n\ndata: {"b": "cut',  # cut in the middle of an event
+    b"event: ping\n\ndata:\n\n",  # an event without data, and empty data
+]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_whole_stream_data_is_what_the_line_decoder_reads(stream: bytes) -> None:
+    decoder = SSEDecoder()
+    assert stream_data(stream) == [data for _, data in decoder.feed(stream) + decoder.flush()]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_whole_stream_reassembles_as_the_observer_does(stream: bytes) -> None:
+    observer = ResponseObserver("text/event-stream")
+    observer.feed(stream)
+    assert reassemble(stream) == observer.result()
+
+
+def test_one_event_that_is_not_json_spoils_no_other() -> None:
+    events = sse(chunk("a", role="assistant"), chunk("b"))
+    stream = events[0] + b"data: {not json\n\ndata: 1,2\n\n" + events[1] + b"data: [DONE]\n\n"
+    reply = reassemble(stream)
+    assert reply is not None
+    assert reply["choices"][0]["message"]["content"] == "ab"

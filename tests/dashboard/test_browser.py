@@ -3,7 +3,6 @@ cost, its 429 past the budget, and its exchange in the chat log; screenshots of 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,38 +10,35 @@ from typing import Any
 import openai
 import pytest
 
-from tests.dashboard.browser import chromium, screenshots_dir
+from tests.dashboard.browser import (
+    REAL_KEY,
+    chromium,
+    dashboard_settings,
+    screenshots_dir,
+    wait_for,
+)
 from tests.fakes import FakeUpstream, ProxyServer
-from tests.users.fakes import TOKEN, sdk, usage_handler
-
-REAL_KEY = "sk-real-browser-key-0123456789"
+from tests.users.fakes import TOKEN, sdk
 
 
-def wait_for(check: Callable[[], Any], seconds: float = 10) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "the page did not show it in time"
-        time.sleep(0.1)
+def layout_shift(browser: Any) -> float:
+    """The page's cumulative layout shift so far (Chromium's Layout Instability API)."""
+    return float(
+        browser.execute_async_script(
+            "const done = arguments[arguments.length - 1]; let total = 0;"
+            "const seen = new PerformanceObserver((list) => { for (const e of list.getEntries())"
+            " if (!e.hadRecentInput) total += e.value; });"
+            "seen.observe({type: 'layout-shift', buffered: true});"
+            "setTimeout(() => { seen.disconnect(); done(total); }, 300);"
+        )
+    )
 
 
 @pytest.fixture
 def gateway(
     upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer], tmp_path: Path
 ) -> ProxyServer:
-    upstream.handler = usage_handler
-    return proxy_factory(
-        OPENAI_BASE_URL=upstream.url,
-        OPENAI_API_KEY=REAL_KEY,
-        ADMIN_TOKEN=TOKEN,
-        STORE_URL=f"sqlite:///{tmp_path}/users.db",
-        MODEL_PRICES="gpt-4o-mini=1000/1000",  # a tenth of a cent a token
-        USAGE_FLUSH_INTERVAL=0.1,
-        LOG_CHAT="true",
-        LOG_DIR=str(tmp_path / "logs"),
-    )
+    return proxy_factory(**dashboard_settings(upstream, tmp_path))
 
 
 def test_dashboard_end_to_end_in_chromium(
@@ -138,14 +134,22 @@ def test_dashboard_end_to_end_in_chromium(
         wait_for(lambda: "$1/day" in text())
         client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=5)
 
-        # A phone's width: readable without sideways scrolling.
+        # No view moves under the reader's eyes as it loads, at a desktop's width or a phone's.
+        views = (("overview", ""), ("users", "users"), ("chat-log", "chats"))
+        for name, path in views:
+            browser.get(ui + path)
+            assert layout_shift(browser) < 0.01, name
+
+        # A phone's width: every view readable without sideways scrolling.
         browser.set_window_size(390, 844)
-        browser.get(ui)
-        wide = browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        assert wide <= 1
-        browser.save_screenshot(str(shots / "7-phone.png"))
-    assert sorted(p.name for p in shots.glob("*.png"))[0] == "1-sign-in.png"
+        for name, path in views:
+            browser.get(ui + path)
+            wide = browser.execute_script(
+                "const d = document.documentElement; return d.scrollWidth - d.clientWidth"
+            )
+            assert wide <= 1, name
+            assert layout_shift(browser) < 0.01, name
+            browser.save_screenshot(str(shots / f"7-phone-{name}.png"))
+    assert sorted(p.name for p in shots.glob("[0-9]-*.png"))[0] == "1-sign-in.png"
     # The page itself never reached the upstream (no favicon.ico or such forwarded).
     assert {r.path for r in upstream.requests} == {"/v1/chat/completions"}

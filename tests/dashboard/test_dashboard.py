@@ -125,3 +125,35 @@ def test_no_dashboard_and_no_hook_without_admin_token(upstream: FakeUpstream) ->
     assert "/admin/ui" in [prefix for prefix, _ in with_token.mounts]
     hooks = [type(h).__name__ for h in gateway.forwarder.hooks]
     assert "Activity" not in hooks
+
+
+@pytest.mark.parametrize(
+    ("trusted", "secure"),
+    [("127.0.0.1", True), ("10.9.8.7", False), (None, False)],
+    ids=["trusted-proxy", "untrusted-peer", "no-trusted-proxies"],
+)
+def test_cookie_is_secure_behind_a_trusted_tls_proxy_only(
+    upstream: FakeUpstream,
+    proxy_factory: Callable[..., ProxyServer],
+    tmp_path: Path,
+    trusted: str | None,
+    secure: bool,
+) -> None:
+    extra = {"TRUSTED_PROXIES": trusted} if trusted else {}
+    gateway = users_gateway(upstream, proxy_factory, tmp_path, **extra)
+    # What nginx in front of the gateway sends when it terminated TLS (deploy.md).
+    https = {"x-forwarded-proto": "https", "origin": "https://gw.example", "host": "gw.example"}
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        answer = client.post("/admin/ui/login", data={"token": TOKEN}, headers=https)
+        assert answer.status_code == 303
+        assert ("; Secure" in answer.headers["set-cookie"]) is secure
+        # httpx keeps a Secure cookie for https only: hand it over as the browser would.
+        value = answer.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        client.cookies.set("aifd_admin", value)
+        page = client.get("/admin/ui/", headers=https)
+        assert page.status_code == 200
+        out = client.post("/admin/ui/logout", data={"csrf": csrf_of(page.text)}, headers=https)
+        assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
+        assert ("; Secure" in out.headers["set-cookie"]) is secure
+    plain = httpx.post(gateway.url + "/admin/ui/login", data={"token": TOKEN})
+    assert "Secure" not in plain.headers["set-cookie"]  # plain HTTP, no proxy header

@@ -18,9 +18,10 @@ from tests.fakes import chunk
 USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
 
 
-def stream(separator: bytes = b"\n\n", spaced: bool = False) -> bytes:
+def stream(separator: bytes = b"\n\n", spaced: bool = False, usage: bool = True) -> bytes:
     events = [chunk(role="assistant", content=""), chunk("Hel"), chunk('lo "you"')]
-    events.append({"id": "c", "choices": [], "usage": USAGE})
+    if usage:
+        events.append({"id": "c", "choices": [], "usage": USAGE})
     dump = (lambda p: orjson.dumps(p).replace(b'":', b'": ')) if spaced else orjson.dumps
     body = b"".join(b"data: " + dump(e) + separator for e in events)
     return body + b"data: [DONE]" + separator
@@ -38,19 +39,54 @@ def observe(body: bytes, cut: int) -> UsageObserver:
 def test_usage_is_found_wherever_the_stream_is_cut(cut: int, separator: bytes) -> None:
     observer = observe(stream(separator), cut)
     assert observer.result() == {"usage": USAGE}
+
+
+@pytest.mark.parametrize("cut", [1, 5, 33, 100, 10_000])
+@pytest.mark.parametrize("separator", [b"\n\n", b"\r\n\r\n"])
+def test_without_usage_the_generated_text_is_measured_wherever_the_stream_is_cut(
+    cut: int, separator: bytes
+) -> None:
+    observer = observe(stream(separator, usage=False), cut)
+    assert observer.result() is None
     assert observer.chars == len('Hello \\"you\\"')
 
 
 def test_generated_text_is_measured_in_loosely_formatted_json_too() -> None:
-    observer = observe(stream(spaced=True), 7)
+    observer = observe(stream(spaced=True, usage=False), 7)
+    assert observer.result() is None
     assert observer.chars == len('Hello \\"you\\"')
 
 
-def test_no_usage_reported_gives_no_usage_but_the_text_length() -> None:
-    body = b"".join(b"data: " + orjson.dumps(chunk(text)) + b"\n\n" for text in ("ab", "cd", "e"))
-    observer = observe(body, 16)
+def test_a_stream_longer_than_the_hold_is_read_in_blocks() -> None:
+    text = b"".join(b"data: " + orjson.dumps(chunk("abcd")) + b"\n\n" for _ in range(20))
+    observer = UsageObserver()
+    observer.hold = 300  # a few events: the rest is read in blocks as it comes
+    for _ in range(10):
+        observer.feed(text)
+        assert observer._size <= 300 + len(text)
     assert observer.result() is None
-    assert observer.chars == 5
+    assert observer.chars == 4 * 20 * 10
+    observer = UsageObserver()
+    observer.hold = 300
+    observer.feed(text)
+    observer.feed(stream())
+    assert observer.result() == {"usage": USAGE}
+
+
+@pytest.mark.parametrize("end", [b"", b'data: {"cut'])
+def test_a_raw_stream_is_kept_as_it_came_unless_too_large(end: bytes) -> None:
+    body = stream() + end
+    observer = RawStreamObserver()
+    for i in range(0, len(body), 17):
+        observer.feed(body[i : i + 17])
+    assert observer.result() == {"usage": USAGE}
+    assert observer.raw == body
+    observer = RawStreamObserver()
+    observer.hold = 100
+    for i in range(0, len(body), 17):
+        observer.feed(body[i : i + 17])
+    assert observer.result() == {"usage": USAGE}
+    assert observer.raw is None
 
 
 def test_full_reassembly_when_asked_and_for_plain_json() -> None:

@@ -22,6 +22,8 @@ from ai_forward.ratelimit.counters import (
     Settlement,
 )
 from ai_forward.ratelimit.redis_counters import RedisCounters
+from ai_forward.ratelimit.redis_link import RedisLink
+from ai_forward.ratelimit.store import STORAGE_TIMEOUT, redis_py_runner
 from tests.fakes import FakeUpstream, ProxyServer
 from tests.ratelimit.fakes import usage_reporting
 
@@ -43,18 +45,26 @@ INSIDE_SCRIPTS = {
 Scenario = Callable[[Counters], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-py"])
 def run(request: pytest.FixtureRequest, redis_url: str) -> Callable[[Scenario], None]:
-    """Runs a scenario against fresh counters of the parametrized kind."""
+    """Runs a scenario against fresh counters of the parametrized kind: in memory, in Redis
+    over the counters' own connection, or over redis-py (TLS, Sentinel, Cluster URLs)."""
 
     def runner(scenario: Scenario) -> None:
         async def main() -> None:
             if request.param == "memory":
                 await scenario(MemoryCounters())
                 return
+            if request.param == "redis":
+                link = RedisLink(redis_url, STORAGE_TIMEOUT)
+                try:
+                    await scenario(RedisCounters(link.script))
+                finally:
+                    await link.aclose()
+                return
             client: Any = redis.asyncio.Redis.from_url(redis_url)
             try:
-                await scenario(RedisCounters(client))
+                await scenario(RedisCounters(redis_py_runner(client)))
             finally:
                 await client.aclose()
 
