@@ -75,10 +75,10 @@ def identity(ex: Exchange) -> str:
 
 
 def cache_key(ex: Exchange, body: dict[str, Any], shared: bool) -> str:
-    meaning = orjson.dumps(
-        {k: v for k, v in body.items() if k not in IGNORED}, option=orjson.OPT_SORT_KEYS
-    )
+    if not IGNORED.isdisjoint(body):
+        body = {k: v for k, v in body.items() if k not in IGNORED}
+    meaning = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     who = "shared" if shared else identity(ex)
-    parts = (ex.route.name, ex.upstream_path, ex.query.decode("latin-1"), who)
-    digest = hashlib.sha256("\0".join(parts).encode() + b"\0" + meaning)
-    return digest.hexdigest()
+    query = ex.query.decode("latin-1")
+    about = f"{ex.route.name}\0{ex.upstream_path}\0{query}\0{who}\0".encode()
+    return hashlib.sha256(about + meaning).hexdigest()
