@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from .exchange import Exchange, LocalAnswer
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
-from .types import Headers, Send
+from .types import Send
 
 REQUEST_ID = b"x-request-id"
 
@@ -24,18 +24,22 @@ async def answer_locally(ex: Exchange, answer: LocalAnswer, send: Send) -> None:
     outcome = ex.outcome
     outcome.status = answer.status
     body = answer.body
-    observer = observer_for(answer.content_type, ex.observe, ex.observe_usage)
-    if observer is not None:
-        observer.feed(body)
+    observer = None
+    if ex.observe or ex.observe_usage:
+        observer = observer_for(answer.content_type, ex.observe, ex.observe_usage)
+        if observer is not None:
+            observer.feed(body)
     for tap in ex.body_taps:
         tap(body)
     keep_length = not ex.body_filters
-    # A new list: the answer's own is shared by every request it answers.
-    headers: Headers = [h for h in answer.headers if keep_length or h[0] != b"content-length"]
+    headers = answer.headers
     if ex.response_headers:  # the hooks' values replace the answer's own
         ours = {name for name, _ in ex.response_headers}
         headers = [h for h in headers if h[0] not in ours] + ex.response_headers
-    headers.append((REQUEST_ID, ex.request_id.encode()))
+    if not keep_length:
+        headers = [h for h in headers if h[0] != b"content-length"]
+    # A new list: the answer's own is shared by every request it answers.
+    headers = [*headers, (REQUEST_ID, ex.request_id.encode())]
     outcome.relayed = time.monotonic()
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     ex.response_started = True
