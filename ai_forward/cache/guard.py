@@ -77,7 +77,8 @@ class GuardedStore:
         except StoreUnavailable as exc:
             self.failed(exc)
             return None
-        self.recovered()
+        if self.down_until:
+            self.recovered()
         return value
 
     async def entry(self, key: str, value: bytes) -> Entry | None:

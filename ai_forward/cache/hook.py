@@ -44,27 +44,22 @@ BYPASS = (HEADER, b"bypass")
 
 
 @dataclass(slots=True)
-class Collector:
-    """Keeps a copy of the answer as it passes, while it is no bigger than `limit`."""
+class Pending:
+    """A miss on its way to becoming an entry: a copy of the answer as it passes, kept
+    while it is no bigger than `limit`."""
 
+    key: str
+    kind: str
     limit: int
+    leads: bool  # identical requests wait for this one
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
+    done: asyncio.Event | None = None  # made when an identical request waits
 
     def tap(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size <= self.limit:
             self.chunks.append(chunk)
-
-
-@dataclass(slots=True)
-class Pending:
-    """A miss on its way to becoming an entry."""
-
-    key: str
-    kind: str
-    collector: Collector
-    done: asyncio.Event | None  # set when this exchange leads identical ones
 
 
 _PENDING = StateKey[Pending]("cache entry in the making")
@@ -79,7 +74,7 @@ class CacheHook:
         self.settings = settings
         self.store = store
         self.max_entry = max_entry
-        self.in_flight: dict[str, asyncio.Event] = {}
+        self.in_flight: dict[str, Pending] = {}
         self.prepared = PreparedAnswers()
 
     async def before(self, ex: Exchange) -> None:
@@ -92,10 +87,11 @@ class CacheHook:
             return
         key = cache_key(ex, body, self.settings.shared)
         value = await self.store.get(key)
-        if value is None and key in self.in_flight:
+        if value is None and (leader := self.in_flight.get(key)) is not None:
+            done = leader.done = leader.done or asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.wait):
-                    await self.in_flight[key].wait()
+                    await done.wait()
             value = await self.store.get(key)
         if not self.store.available:
             self.bypass(ex)
@@ -107,12 +103,12 @@ class CacheHook:
             ex.outcome.cache = "hit"
             ex.response_headers.append(HIT)
             return
-        done = None
-        if key not in self.in_flight:  # lead; a waiter that still missed goes on alone
-            done = self.in_flight[key] = asyncio.Event()
-        collector = Collector(self.max_entry)
-        ex.body_taps.append(collector.tap)  # before any filter: the upstream's own bytes
-        ex.set(_PENDING, Pending(key, kind, collector, done))
+        leads = key not in self.in_flight  # a waiter that still missed goes on alone
+        pending = Pending(key, kind, self.max_entry, leads)
+        if leads:
+            self.in_flight[key] = pending
+        ex.body_taps.append(pending.tap)  # before any filter: the upstream's own bytes
+        ex.set(_PENDING, pending)
         self.store.counts.misses += 1
         ex.outcome.cache = "miss"
         ex.response_headers.append(MISS)
@@ -145,20 +141,20 @@ class CacheHook:
             try:
                 await self.remember(ex, pending)
             finally:
-                if pending.done is not None:
-                    pending.done.set()
+                if pending.leads:
                     self.in_flight.pop(pending.key, None)
+                    if pending.done is not None:
+                        pending.done.set()
         elif ex.outcome.cache == "hit":
             ex.outcome.reply = {**(ex.outcome.reply or {}), "usage": dict(ZERO_USAGE)}
 
     async def remember(self, ex: Exchange, pending: Pending) -> None:
         outcome = ex.outcome
-        collector = pending.collector
         if outcome.status != 200 or not outcome.complete or outcome.error:
             return
-        if collector.size > collector.limit:
+        if pending.size > pending.limit:
             return
-        body = b"".join(collector.chunks)
+        body = b"".join(pending.chunks)
         if body[:64].lstrip()[:1] == b"{":
             try:
                 reply = orjson.loads(body)

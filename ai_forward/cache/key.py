@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..exchange import Exchange
+from ..keys import KeyKind
 from .settings import CacheSettings
 
 HEADER = b"x-aifd-cache"
@@ -28,6 +29,7 @@ KINDS = (
 # Fields that change how an answer is delivered or billed, not what it says.
 IGNORED = frozenset({"stream", "stream_options", "caching", "user"})
 _YES = frozenset({b"true", b"1", b"yes", b"on"})
+_KIND = {kind: kind.value + ":" for kind in KeyKind}
 
 
 def endpoint_kind(ex: Exchange) -> str | None:
@@ -71,7 +73,7 @@ def identity(ex: Exchange) -> str:
         return "user:" + ex.principal.name
     if ex.key is not None:
         digest = hashlib.blake2b(ex.key.value.encode(), digest_size=32).hexdigest()
-        return f"{ex.key_kind.value}:{digest}"
+        return _KIND[ex.key_kind] + digest
     return "ip:" + ex.client_ip
 
 
