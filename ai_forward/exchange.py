@@ -3,7 +3,8 @@
 Hooks run in a fixed order written down once in `app.py`: every `before` in
 order, then the upstream call, then every `after` in reverse order (only for
 hooks whose `before` completed). A `before` may raise a GatewayError to answer
-the client itself.
+the client itself, or set `ex.answer` to answer it in place of the upstream (a
+cache hit): the upstream is then not called, and every `after` still runs.
 """
 
 from __future__ import annotations
@@ -82,6 +83,21 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalAnswer:
+    """A successful answer a hook gives in place of the upstream's, built ahead of time.
+
+    Sent once every `before` ran, as the upstream's would be: the hooks' response
+    headers and the request id are added, body filters, taps and observers see `body`.
+    `headers` are the answer's own (content type, and length when `body` is whole).
+    """
+
+    status: int
+    headers: Headers
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """A caller identified by an issued key, with its own limits and allowances."""
 
@@ -128,6 +144,7 @@ class Exchange:
     # filter, a tap changes nothing, so the answer keeps its Content-Length.
     body_taps: list[Callable[[bytes], None]] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
+    answer: LocalAnswer | None = None  # set by a `before`: the upstream is not called
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED
 

@@ -1,4 +1,8 @@
-"""The request path, top to bottom: match route → read body → hooks → upstream → relay."""
+"""The request path, top to bottom: match route → read body → hooks → upstream → relay.
+
+A hook may answer in place of the upstream (`ex.answer`): nothing is then planned or
+called upstream, and the answer goes out at once (see `local_answer.py`).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from .accesslog import AccessLog
 from .bodyreader import BodyReader, ClientDisconnected, too_large
 from .errors import GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import BeforeOnly, Exchange, Hook
+from .local_answer import answer_locally
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
 from .pipeline import Planner, Reporter, Retrier
 from .plan import downstream_headers, plan_passthrough
@@ -87,7 +92,10 @@ class Forwarder:
                 await hook.before(ex)
                 if has_after:
                     passed.append(hook)
-            await self.exchange(ex, receive, send)
+            if ex.answer is None:
+                await self.exchange(ex, receive, send)
+            else:
+                await answer_locally(ex, ex.answer, send)
         except GatewayError as err:
             ex.outcome.status = err.status
             ex.outcome.error = err.message

@@ -5,7 +5,9 @@ builds its parts from the settings and returns them; it never sees the app.
 `app.py` holds the one ordered list of features and folds their contributions:
 
 - ``hooks`` run around the upstream call: every ``before`` in list order, every
-  ``after`` in reverse (only for hooks whose ``before`` completed);
+  ``after`` in reverse (only for hooks whose ``before`` completed); a ``before`` may
+  set ``ex.answer`` (a `LocalAnswer`, built ahead of time) to be sent in place of the
+  upstream's once every ``before`` ran: no planner, retrier or upstream call then;
 - ``resources`` are entered by the lifespan in list order, exited in reverse;
 - ``wrap_planner`` puts a planner in front of the one built so far (the planner
   turns the exchange into the upstream request, anew at every attempt);

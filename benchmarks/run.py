@@ -61,8 +61,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "aifd-metrics-off": {"METRICS": "false"},
     # Every request after the first answered from the cache (one entry for all clients).
     "aifd-cache-hit": {**CACHED, "CACHE_SCOPE": "shared"},
-    # Every request a miss: the key, the lookup and the copy of the answer are paid, but no
-    # entry fits in one byte, and nobody waits for an identical request in flight.
+    # Every request a miss: the key and the lookup are paid, but no entry fits in one byte (so
+    # no copy of the answer is kept either), and nobody waits for an identical request in
+    # flight. A miss that is stored costs a copy, a parse and the store besides.
     "aifd-cache-miss": {**CACHED, "CACHE_MAX_BYTES": "1", "CACHE_WAIT": "0"},
     # The dashboard installed (nobody has it open) and budgets priced: the forward keys'
     # requests pass its hook and the budget check untouched.

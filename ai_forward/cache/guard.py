@@ -39,7 +39,7 @@ class Counts:
 
 
 class GuardedStore:
-    """Wraps a backend: `get` gives a decoded entry or None, and never raises."""
+    """Wraps a backend: `get` gives an entry as stored or None, and never raises."""
 
     def __init__(self, store: CacheStore, note: str | None = None) -> None:
         self.store = store
@@ -70,16 +70,19 @@ class GuardedStore:
             logger.info("cache: its backend answers again")
             self.down_until = 0.0
 
-    async def get(self, key: str) -> Entry | None:
-        """The entry; None when missing, undecodable (then dropped) or unreachable."""
+    async def get(self, key: str) -> bytes | None:
+        """The entry as stored (see `entry`); None when missing or unreachable."""
         try:
             value = await self.store.get(key)
         except StoreUnavailable as exc:
             self.failed(exc)
             return None
-        self.recovered()
-        if value is None:
-            return None
+        if self.down_until:
+            self.recovered()
+        return value
+
+    async def entry(self, key: str, value: bytes) -> Entry | None:
+        """The entry `get` gave, decoded; None when it cannot be (it is then dropped)."""
         entry = decode(value)
         if entry is None:
             self.counts.dropped += 1

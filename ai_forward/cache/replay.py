@@ -1,22 +1,26 @@
 """An entry holds the answer as the upstream sent it; this builds either form from it.
 
-A request in the entry's own form gets the stored bytes. A streamed request for a
-JSON entry gets the events the upstream would send for that reply (whole texts in
-one delta each, usage when asked, `[DONE]` for chat and completions); a
-non-streamed request for a stream entry gets the stream reassembled.
+A request in the entry's own form gets the stored bytes (a stream minus its usage
+chunk when the client did not ask for usage). A streamed request for a JSON entry
+gets the events the upstream would send for that reply (whole texts in one delta
+each, usage when asked, `[DONE]` for chat and completions); a non-streamed request
+for a stream entry gets the stream reassembled. Each is built once, ready to send,
+and kept (see `prepared.py`): a hit only sends bytes.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
+from ..exchange import LocalAnswer
 from ..observe.reply import ReplyAssembler
-from ..sse import DONE, SSEDecoder, encode_event
+from ..observe.stream_usage import has_usage, is_usage_only
+from ..sse import DONE, SSEDecoder, encode_event, split_events
 from .guard import Entry
 
 FINISHED = frozenset({"stop", "length", "tool_calls"})
@@ -25,49 +29,38 @@ JSON = "application/json"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 
-class CachedBody:
-    """What the relay reads a cached body through (`iter_any`, as aiohttp's)."""
-
-    def __init__(self, chunks: Sequence[bytes]) -> None:
-        self.chunks = chunks
-
-    async def iter_any(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
-
-
-class CachedResponse:
-    """An answer from the cache, read by the relay like an upstream's."""
-
-    status = 200
-
-    def __init__(self, content_type: str, chunks: Sequence[bytes]) -> None:
-        self.headers: Mapping[str, str] = {"content-type": content_type}
-        self.raw_headers: Sequence[tuple[bytes, bytes]] = [(b"content-type", content_type.encode())]
-        if content_type == JSON:
-            length = str(sum(len(c) for c in chunks)).encode()
-            self.raw_headers = [*self.raw_headers, (b"content-length", length)]
-        self.content = CachedBody(chunks)
-
-    def release(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-def answer(entry: Entry, kind: str, streamed: bool, usage: bool) -> CachedResponse:
-    """The entry as the request wants it: JSON, or the events of a stream."""
+def answer(entry: Entry, kind: str, streamed: bool, usage: bool) -> LocalAnswer:
+    """The entry as the request wants it, ready to send: JSON, or the events of a stream."""
     if entry.form == "sse":
-        if streamed:
-            return CachedResponse(EVENT_STREAM, [entry.body])
-        return CachedResponse(JSON, [orjson.dumps(reply_from(entry.body))])
+        if not streamed:
+            return json_answer(orjson.dumps(reply_from(entry.body)))
+        if not usage and has_usage(entry.body):  # stored for a client that asked for it
+            return stream_answer([without_usage(entry.body)])
+        return stream_answer([entry.body])
     reply = entry.reply or {}
     if not streamed or kind == "embedding":
-        return CachedResponse(JSON, [entry.body])
+        return json_answer(entry.body)
     if kind == "response":
-        return CachedResponse(EVENT_STREAM, response_events(reply))
-    return CachedResponse(EVENT_STREAM, choice_events(reply, kind, usage))
+        return stream_answer(response_events(reply))
+    return stream_answer(choice_events(reply, kind, usage))
+
+
+def json_answer(body: bytes) -> LocalAnswer:
+    length = str(len(body)).encode()
+    headers = [(b"content-type", JSON.encode()), (b"content-length", length)]
+    return LocalAnswer(200, headers, body, JSON)
+
+
+def stream_answer(events: list[bytes]) -> LocalAnswer:
+    """Events sent as one body, without a length, as an upstream's stream comes."""
+    return LocalAnswer(
+        200, [(b"content-type", EVENT_STREAM.encode())], b"".join(events), EVENT_STREAM
+    )
+
+
+def without_usage(stream: bytes) -> bytes:
+    """A whole stream minus its usage-only chunk."""
+    return b"".join(event for event in split_events(stream) if not is_usage_only(event))
 
 
 def choice_events(reply: dict[str, Any], kind: str, usage: bool) -> list[bytes]:
