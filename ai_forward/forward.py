@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -27,6 +24,7 @@ from .local_answer import answer_locally
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
 from .pipeline import Planner, Reporter, Retrier
 from .plan import downstream_headers, plan_passthrough
+from .requestwatch import REQUEST_ID, DisconnectWatch, RequestIds
 from .routing import RouteTable
 from .sse import DONE, EventTooLarge, encode_event
 from .target import parse_target
@@ -34,9 +32,6 @@ from .types import Headers, Message, Receive, Scope, Send
 from .upstream import Upstream, UpstreamResponse
 
 _PATH_SAFE = "/:@!$&'()*+,;=~"
-REQUEST_ID = b"x-request-id"
-
-WATCH_AFTER = 0.2
 
 
 class Forwarder:
@@ -274,43 +269,6 @@ class Forwarder:
                 response.close()
 
 
-class DisconnectWatch:
-    """Cancels the exchange's task when the client disconnects.
-
-    It starts listening only once the exchange has lasted WATCH_AFTER seconds: quick
-    exchanges never pay for a second task.
-    """
-
-    __slots__ = ("finished", "gone", "receive", "task", "timer", "watcher")
-
-    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
-        self.receive = receive
-        self.task = task
-        self.finished = False
-        self.gone = False
-        self.watcher: asyncio.Task[None] | None = None
-        self.timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self.start)
-
-    def start(self) -> None:
-        if not self.finished:
-            self.watcher = asyncio.create_task(self.watch())
-
-    async def watch(self) -> None:
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                if not self.finished:
-                    self.gone = True
-                    self.task.cancel()
-                return
-
-    def stop(self) -> None:
-        self.finished = True
-        self.timer.cancel()
-        if self.watcher is not None:
-            self.watcher.cancel()
-
-
 def tapped(
     feed: Callable[[bytes], None] | None, taps: Sequence[Callable[[bytes], None]]
 ) -> Callable[[bytes], None]:
@@ -342,20 +300,6 @@ async def send_error(send: Send, err: GatewayError, extra: Headers | None = None
             }
         )
         await send({"type": "http.response.body", "body": err.body(), "more_body": False})
-
-
-class RequestIds:
-    """Request ids of our own: 16 hex digits, a random half per process and a count (no
-    system call per request, unique across workers and restarts)."""
-
-    __slots__ = ("_count", "_prefix")
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(4).hex()
-        self._count = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
 
 
 def with_request_id(ex: Exchange) -> Headers:

@@ -14,9 +14,8 @@ from collections.abc import AsyncIterator
 
 from .exchange import Exchange, LocalAnswer
 from .observe.usage import RawStreamObserver, UsageObserver, observer_for
+from .requestwatch import REQUEST_ID
 from .types import Send
-
-REQUEST_ID = b"x-request-id"
 
 
 async def answer_locally(ex: Exchange, answer: LocalAnswer, send: Send) -> None:
