@@ -44,6 +44,7 @@ class Retrier:
     async def __call__(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         # Nearly every request: one attempt, answered below 400. Only its key's record of
         # refusals is cleared; the loop below (and the key rotation) is for the others.
+        ex.outcome.attempts = 1  # anew for each model a fallback walk tries
         try:
             first: UpstreamResponse | UpstreamError = await attempt()
         except (UpstreamTimeout, UpstreamUnreachable) as err:
