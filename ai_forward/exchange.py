@@ -214,13 +214,6 @@ class Exchange:
         return model if isinstance(model, str) else None
 
     @property
-    def known_model(self) -> str | None:
-        """The body's `model` if something already parsed the body, else None (no parse)."""
-        if self._json is _UNPARSED:
-            return None
-        return self.model
-
-    @property
     def model_hint(self) -> str | None:
         """The model for logs and metrics: the body's `model` if something parsed the body,
         else the first `"model": "..."` found in it (never decide anything from this)."""

@@ -155,7 +155,7 @@ class Tally:
             self.streams -= 1
         outcome = ex.outcome
         route = ex.route.name
-        model = ex.known_model or "-"
+        model = ex.model_hint or "-"
         if model not in self._models:
             model = bounded(self._models, MAX_MODELS, model)
         path = ex.upstream_path
