@@ -14,9 +14,10 @@ dict entry costs next to nothing, and most requests end long before any deadline
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from types import TracebackType
 from typing import Any
+
+from .tasks import stop
 
 # How often the sweeper looks at most; shorter when a deadline is short.
 SWEEP_EVERY = 1.0
@@ -57,11 +58,8 @@ class Deadlines:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await stop(self._sweeper)
+        self._sweeper = None
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,7 +15,6 @@ path and one small file write per second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import orjson
 from loguru import logger
 
+from ..tasks import stop
 from .tally import Capture, Tally, snapshot
 
 METRICS_DIR_ENV = "AIFD_METRICS_DIR"
@@ -54,9 +54,7 @@ class WorkerFigures:
         tb: TracebackType | None,
     ) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop(self._task)
             self._task = None
             last = self.tally.capture()
             last.gauges.clear()  # an exited worker has nothing in flight

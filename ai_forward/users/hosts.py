@@ -13,7 +13,6 @@ them in the table the host selector reads, and gives their keys to the redactor.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from ..env import SettingsError
 from ..providers.runtime_hosts import RuntimeHosts
 from ..providers.settings import AllowedHost, host_origin
 from ..redact import MIN_KEY, Redactor
+from ..tasks import stop
 from .store import HOSTS_CHANGED, RuntimeHost, UserStore
 
 MAX_KEYS = 20
@@ -92,10 +92,7 @@ class HostSync:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*self._tasks)
         self._tasks = []
 
     async def reload(self) -> None:

@@ -10,11 +10,11 @@ processes notice a change counter within a second and drop everything).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from loguru import logger
 
+from ..tasks import stop
 from .store import UserStore
 from .user import User
 
@@ -37,11 +37,8 @@ class KeyCache:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await stop(self._watcher)
+        self._watcher = None
 
     async def _watch(self) -> None:
         while True:

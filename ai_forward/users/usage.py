@@ -14,6 +14,7 @@ from typing import Any
 from loguru import logger
 
 from ..budgets.prices import Prices, usage_counts
+from ..tasks import stop
 from .store import UsageCount, UsageKey, UserStore
 from .user import utc_day
 
@@ -46,11 +47,8 @@ class UsageWriter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
         await self.flush()
 
     def count(self, name: str, model: str, usage: dict[str, Any] | None) -> None:
