@@ -21,9 +21,9 @@ from .bodyreader import BodyReader, ClientDisconnected, too_large
 from .errors import GatewayError, RouteNotFound, ServiceUnavailable
 from .exchange import BeforeOnly, Exchange, Hook
 from .local_answer import answer_locally
-from .observe.usage import RawStreamObserver, UsageObserver, observer_for
+from .observe.usage import observer_of, record
 from .pipeline import Planner, Reporter, Retrier
-from .plan import downstream_headers, plan_passthrough
+from .plan import downstream_headers, plan_passthrough, with_hook_headers
 from .requestwatch import REQUEST_ID, DisconnectWatch, RequestIds
 from .routing import RouteTable
 from .sse import DONE, EventTooLarge, encode_event
@@ -195,22 +195,15 @@ class Forwarder:
         try:
             response_headers = response.headers
             content_type = response_headers.get("content-type", "")
-            feed: Callable[[bytes], None] | None = None
-            if ex.observe or ex.observe_usage or ex.observe_tokens:
-                observer = observer_for(
-                    content_type, ex.observe, ex.observe_usage, ex.observe_tokens
-                )
-                feed = observer.feed if observer is not None else None
+            observer = observer_of(ex, content_type)
+            feed: Callable[[bytes], None] | None = observer.feed if observer else None
             if ex.body_taps:
                 feed = tapped(feed, ex.body_taps)
             stream: AsyncIterator[bytes] = upstream.body(response, feed)
             for body_filter in ex.body_filters:
                 stream = body_filter(stream)
             keep_length = not ex.body_filters
-            headers = downstream_headers(response.raw_headers, keep_length)
-            if ex.response_headers:  # the gateway's own values replace the upstream's
-                ours = {name for name, _ in ex.response_headers}
-                headers = [h for h in headers if h[0] not in ours] + ex.response_headers
+            headers = with_hook_headers(downstream_headers(response.raw_headers, keep_length), ex)
             upstream_id = response_headers.get("x-request-id")
             if upstream_id:
                 ex.request_id = upstream_id
@@ -258,11 +251,7 @@ class Forwarder:
             ex.outcome.complete = completed
         finally:
             if observer is not None:
-                ex.outcome.reply = observer.result()
-                if isinstance(observer, UsageObserver):
-                    ex.outcome.streamed_chars = observer.chars
-                if isinstance(observer, RawStreamObserver) and observer.raw is not None:
-                    ex.outcome.stream = bytes(observer.raw)
+                record(ex.outcome, observer)
             if completed:
                 response.release()
             else:

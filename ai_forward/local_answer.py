@@ -13,7 +13,8 @@ import time
 from collections.abc import AsyncIterator
 
 from .exchange import Exchange, LocalAnswer
-from .observe.usage import RawStreamObserver, UsageObserver, observer_for
+from .observe.usage import observer_of, record
+from .plan import with_hook_headers
 from .requestwatch import REQUEST_ID
 from .types import Send
 
@@ -23,18 +24,13 @@ async def answer_locally(ex: Exchange, answer: LocalAnswer, send: Send) -> None:
     outcome = ex.outcome
     outcome.status = answer.status
     body = answer.body
-    observer = None
-    if ex.observe or ex.observe_usage:
-        observer = observer_for(answer.content_type, ex.observe, ex.observe_usage)
-        if observer is not None:
-            observer.feed(body)
+    observer = observer_of(ex, answer.content_type)
+    if observer is not None:
+        observer.feed(body)
     for tap in ex.body_taps:
         tap(body)
     keep_length = not ex.body_filters
-    headers = answer.headers
-    if ex.response_headers:  # the hooks' values replace the answer's own
-        ours = {name for name, _ in ex.response_headers}
-        headers = [h for h in headers if h[0] not in ours] + ex.response_headers
+    headers = with_hook_headers(answer.headers, ex)
     if not keep_length:
         headers = [h for h in headers if h[0] != b"content-length"]
     # A new list: the answer's own is shared by every request it answers.
@@ -53,11 +49,7 @@ async def answer_locally(ex: Exchange, answer: LocalAnswer, send: Send) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
     outcome.complete = True
     if observer is not None:
-        outcome.reply = observer.result()
-        if isinstance(observer, UsageObserver):
-            outcome.streamed_chars = observer.chars
-        if isinstance(observer, RawStreamObserver) and observer.raw is not None:
-            outcome.stream = bytes(observer.raw)
+        record(outcome, observer)
 
 
 async def once(body: bytes) -> AsyncIterator[bytes]:

@@ -64,3 +64,12 @@ def downstream_headers(raw: Sequence[tuple[bytes, bytes]], keep_length: bool) ->
         if name not in skip:
             headers.append((name, value))
     return headers
+
+
+def with_hook_headers(headers: Headers, ex: Exchange) -> Headers:
+    """`headers` of an answer, the hooks' own values (`ex.response_headers`) replacing any
+    of the same name."""
+    if not ex.response_headers:
+        return headers
+    ours = {name for name, _ in ex.response_headers}
+    return [h for h in headers if h[0] not in ours] + ex.response_headers

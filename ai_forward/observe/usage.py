@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,6 +22,9 @@ from ..sse import SSESplitter, event_data, event_start, split_events
 from .fields import GENERATED_TEXT, usage_of
 from .reply import MAX_BUFFERED_JSON, ResponseObserver
 from .stream_usage import find_usage, has_usage
+
+if TYPE_CHECKING:
+    from ..exchange import Exchange, Outcome
 
 # A usage object with at most one level of nested objects (`prompt_tokens_details`).
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})')
@@ -169,3 +172,22 @@ def observer_for(
     if usage or tokens:
         return UsageObserver() if streamed else JSONUsageObserver()
     return None
+
+
+Observer = ResponseObserver | UsageObserver | JSONUsageObserver
+
+
+def observer_of(ex: Exchange, content_type: str) -> Observer | None:
+    """What reads this exchange's reply, as its features asked (None: nobody asked)."""
+    if not (ex.observe or ex.observe_usage or ex.observe_tokens):
+        return None
+    return observer_for(content_type, ex.observe, ex.observe_usage, ex.observe_tokens)
+
+
+def record(outcome: Outcome, observer: Observer) -> None:
+    """What `observer` read of the reply, into the outcome the after-hooks read."""
+    outcome.reply = observer.result()
+    if isinstance(observer, UsageObserver):
+        outcome.streamed_chars = observer.chars
+    if isinstance(observer, RawStreamObserver) and observer.raw is not None:
+        outcome.stream = bytes(observer.raw)
