@@ -73,6 +73,11 @@ UPSTREAM_POOL_SIZE = Setting(
 POOL_TIMEOUT = Setting(
     "POOL_TIMEOUT", 10.0, "seconds a request may wait for a free upstream connection (503 after)"
 )
+UPSTREAM_CLIENT = Setting(
+    "UPSTREAM_CLIENT",
+    "builtin",
+    "HTTP client for upstream calls: builtin (lean HTTP/1.1) or aiohttp; PROXY uses aiohttp",
+)
 CORS_ORIGINS = Setting(
     "CORS_ORIGINS", ("*",), "allowed browser origins, comma-separated; preflight answered locally"
 )
@@ -113,6 +118,7 @@ DOC = table(
     TIMEOUT,
     UPSTREAM_POOL_SIZE,
     POOL_TIMEOUT,
+    UPSTREAM_CLIENT,
     CORS_ORIGINS,
     MAX_BODY_SIZE,
     BODY_TIMEOUT,
@@ -174,6 +180,7 @@ class Settings:
     timeout: float = TIMEOUT.default
     pool_size: int = UPSTREAM_POOL_SIZE.default
     pool_timeout: float = POOL_TIMEOUT.default
+    upstream_client: str = UPSTREAM_CLIENT.default
     cors_origins: tuple[str, ...] = CORS_ORIGINS.default
     max_body_size: int = MAX_BODY_SIZE.default
     body_timeout: float = BODY_TIMEOUT.default
@@ -240,6 +247,7 @@ class Settings:
                 "pool_timeout",
                 lambda r: r.number(POOL_TIMEOUT.name, POOL_TIMEOUT.default, minimum=0.01),
             ),
+            ("upstream_client", read_upstream_client),
             ("cors_origins", lambda r: r.items(CORS_ORIGINS.name, CORS_ORIGINS.default)),
             ("max_body_size", lambda r: r.size(MAX_BODY_SIZE.name, MAX_BODY_SIZE.default)),
             (
@@ -311,6 +319,13 @@ def normalize_prefix(name: str, prefix: str) -> str:
     if "//" in prefix or any(c in prefix for c in "?#% "):
         raise SettingsError(f"{name}={prefix!r}: a route prefix is a plain path such as /localai")
     return prefix
+
+
+def read_upstream_client(reader: EnvReader) -> str:
+    value = reader.text(UPSTREAM_CLIENT.name, UPSTREAM_CLIENT.default).lower()
+    if value not in ("builtin", "aiohttp"):
+        raise SettingsError(f"{UPSTREAM_CLIENT.name}={value!r}: expected builtin or aiohttp")
+    return value
 
 
 def read_routes(reader: EnvReader) -> tuple[Route, ...]:

@@ -1,4 +1,7 @@
-"""The only network I/O to upstreams: one pooled aiohttp session per process.
+"""The only network I/O to upstreams: one pool of connections per process.
+
+The pool is `http1.py`'s lean HTTP/1.1 client, or an aiohttp session when PROXY is set
+or UPSTREAM_CLIENT=aiohttp.
 
 Every answer passes through the Redactor before anyone reads it, so no real key
 an upstream echoes reaches a client, a translator or a log.
@@ -26,6 +29,7 @@ from yarl import URL
 
 from .deadlines import Deadlines
 from .errors import ServiceUnavailable, UpstreamTimeout, UpstreamUnreachable
+from .http1 import ConnectFailed, Http1Pool, PoolExhausted
 from .redact import RedactedBody, RedactedResponse, Redactor, StreamMask
 from .settings import Settings
 from .types import Headers
@@ -49,10 +53,6 @@ class ExactRequest(aiohttp.ClientRequest):
 def _empty_body(method: str) -> bytes | None:
     """An empty body as sent: `Content-Length: 0` where the method carries one, else none."""
     return b"" if method in _METHODS_WITH_BODY else None
-
-
-class PoolExhausted(Exception):
-    """No pooled upstream connection came free in time."""
 
 
 class BoundedWaitConnector(aiohttp.TCPConnector):
@@ -119,6 +119,7 @@ class Upstream:
         self._settings = settings
         self.redactor = redactor if redactor is not None else Redactor.for_settings(settings)
         self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
         timeouts = settings.resilience
         self.connect_timeout = timeouts.connect_timeout or settings.timeout
         self.first_byte_timeout = timeouts.first_byte_timeout
@@ -129,6 +130,13 @@ class Upstream:
     async def __aenter__(self) -> Upstream:
         await self.deadlines.__aenter__()
         settings = self._settings
+        if settings.proxy is None and settings.upstream_client == "builtin":
+            self._pool = Http1Pool(
+                limit=settings.pool_size,
+                pool_timeout=settings.pool_timeout,
+                connect_timeout=self.connect_timeout,
+            )
+            return self
         connector = BoundedWaitConnector(
             settings.pool_timeout,
             limit=settings.pool_size,
@@ -159,6 +167,9 @@ class Upstream:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         await self.deadlines.__aexit__(exc_type, exc, tb)
 
     def body(
@@ -171,14 +182,6 @@ class Upstream:
         """Send `request`; raise UpstreamUnreachable or UpstreamTimeout on failure."""
         if request.compose is not None:
             return await request.compose(self)
-        if self._session is None:
-            raise RuntimeError("Upstream used outside its lifespan")
-        headers = CIMultiDict(
-            (n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers
-        )
-        if self.redactor:
-            # A compressed body cannot be searched for keys: ask for it as it is.
-            headers["accept-encoding"] = "identity"
         task = asyncio.current_task()
         assert task is not None
         deadlines = self.deadlines
@@ -187,14 +190,7 @@ class Upstream:
         try:
             # Translating a non-streamed answer reads its body: that counts as the first byte.
             try:
-                raw = await self._session.request(
-                    request.method,
-                    request.url,
-                    headers=headers,
-                    data=request.body or _empty_body(request.method),
-                    proxy=self._settings.proxy,
-                    allow_redirects=False,
-                )
+                raw = await self._call(request)
                 response: UpstreamResponse = (
                     RedactedResponse(raw, self.redactor) if self.redactor else raw
                 )
@@ -220,11 +216,36 @@ class Upstream:
                 f"{self.first_byte_timeout:g}s; try again later or raise FIRST_BYTE_TIMEOUT"
             ) from None
         except aiohttp.ClientError as exc:
-            logger.warning("upstream {} unreachable: {}", request.route, type(exc).__name__)
+            why = (
+                f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, ConnectFailed)
+                else type(exc).__name__
+            )
+            logger.warning("upstream {} unreachable: {}", request.route, why)
             raise UpstreamUnreachable(
                 f"could not reach the upstream of route '{request.route}' "
                 f"({type(exc).__name__}); check its base URL and that it is up"
             ) from None
+
+    async def _call(self, request: UpstreamRequest) -> UpstreamResponse:
+        headers = request.headers
+        if self.redactor:
+            # A compressed body cannot be searched for keys: ask for it as it is.
+            headers = [(n, v) for n, v in headers if n.lower() != b"accept-encoding"]
+            headers.append((b"accept-encoding", b"identity"))
+        body = request.body or _empty_body(request.method)
+        if self._pool is not None:
+            return await self._pool.request(request.method, request.url, headers, body)
+        if self._session is None:
+            raise RuntimeError("Upstream used outside its lifespan")
+        return await self._session.request(
+            request.method,
+            request.url,
+            headers=CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in headers),
+            data=body,
+            proxy=self._settings.proxy,
+            allow_redirects=False,
+        )
 
     def pool_exhausted(self, route: str) -> ServiceUnavailable:
         size = self._settings.pool_size

@@ -26,6 +26,21 @@ from tests.fakes import (
 )
 
 
+@pytest.fixture(params=["builtin", "aiohttp"])
+def proxy(
+    request: pytest.FixtureRequest,
+    upstream: FakeUpstream,
+    proxy_factory: Callable[..., ProxyServer],
+) -> ProxyServer:
+    """The gateway in front of `upstream`, with each of its upstream clients in turn."""
+    return proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real-1,sk-real-2",
+        FORWARD_KEY="fk-test",
+        UPSTREAM_CLIENT=request.param,
+    )
+
+
 def client(proxy: ProxyServer, key: str = "fk-test") -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
 

@@ -98,7 +98,7 @@ def test_retries_zero_turns_retrying_off(upstream: FakeUpstream, proxy_factory: 
     with pytest.raises(openai.RateLimitError):
         sdk(proxy).models.list()
     upstream.handler = closing(1)
-    # A POST: aiohttp itself re-sends an idempotent request once when a pooled connection
+    # A POST: the client re-sends only an idempotent request once when a pooled connection
     # turns out to be closed, which is a transport detail, not a retry of an answer.
     with pytest.raises(openai.APIStatusError) as info:
         sdk(proxy).chat.completions.create(model="m", messages=MESSAGES)
