@@ -138,6 +138,38 @@ class JSONUsageObserver:
         return {"usage": usage} if usage is not None else None
 
 
+class JSONUsageReader:
+    """Feed it a JSON reply; `result()` is `{"usage": ...}` read from the reply's end when it
+    reports usage (the usual case: nothing else is decoded), else the whole reply parsed,
+    so that its text can be counted instead (token limits, usage accounting)."""
+
+    __slots__ = ("_chunks", "_size")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] | None = []  # None once past MAX_BUFFERED_JSON
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self._chunks is not None:
+            self._size += len(chunk)
+            if self._size > MAX_BUFFERED_JSON:
+                self._chunks = None
+            else:
+                self._chunks.append(chunk)
+
+    def result(self) -> dict[str, Any] | None:
+        chunks = self._chunks
+        if not chunks:
+            return None
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        usage = last_usage(body)
+        if usage is not None:
+            return {"usage": usage}
+        whole = ResponseObserver("application/json")
+        whole.feed(body)
+        return whole.result()
+
+
 def last_usage(body: bytes) -> dict[str, Any] | None:
     """The last `"usage": {...}` object of a JSON text, if there is a readable one.
 
@@ -156,25 +188,25 @@ def last_usage(body: bytes) -> dict[str, Any] | None:
 
 def observer_for(
     content_type: str, full: bool, usage: bool, tokens: bool = False
-) -> ResponseObserver | UsageObserver | JSONUsageObserver | None:
+) -> Observer | None:
     """What reads the reply: the whole of it (chat log), usage only (limits), the reported
     token counts only (metrics), or nothing.
 
-    Usage only, a non-streamed body is parsed once at the end anyway, so it gets the full
-    reader (limits count its text when it reports no usage); a stream read whole is kept
-    as it came, to be reassembled by whoever needs it.
+    Usage only, a non-streamed body is kept, and only its usage object decoded, unless it
+    reports none (limits then count its text); a stream read whole is kept as it came, to
+    be reassembled by whoever needs it.
     """
     streamed = content_type.startswith("text/event-stream")
-    if streamed and full:
-        return RawStreamObserver()
-    if full or (usage and not streamed):
-        return ResponseObserver(content_type)
-    if usage or tokens:
-        return UsageObserver() if streamed else JSONUsageObserver()
-    return None
+    if full:
+        return RawStreamObserver() if streamed else ResponseObserver(content_type)
+    if streamed:
+        return UsageObserver() if usage or tokens else None
+    if usage:
+        return JSONUsageReader()
+    return JSONUsageObserver() if tokens else None
 
 
-Observer = ResponseObserver | UsageObserver | JSONUsageObserver
+Observer = ResponseObserver | UsageObserver | JSONUsageObserver | JSONUsageReader
 
 
 def observer_of(ex: Exchange, content_type: str) -> Observer | None:

@@ -90,10 +90,27 @@ class MemoryCounters:
     def take_now(self, charges: tuple[Charge, ...], now: float) -> Verdict:
         if now >= self._next_sweep:
             self.sweep(now)
+        fixed, moving = self.fixed, self.moving
         for i, charge in enumerate(charges):
-            if self.peek(charge, now).used + charge.cost > charge.amount:
+            # What peek() says, without making a Count (this runs for every request).
+            key, kind, amount, window, cost = charge
+            if kind == FIXED:
+                entry = fixed.get(key)
+                used = 0 if entry is None or entry[1] <= now else entry[0]
+            elif kind == MOVING:
+                hits = moving.get(key)
+                used = 0
+                if hits:
+                    start = now - window
+                    while hits and hits[0] <= start:
+                        hits.popleft()
+                    used = len(hits)
+            else:
+                used = self.peek(charge, now).used
+            if used + cost > amount:
                 return Verdict(i, tuple(self.peek(c, now) for c in charges))
-        return Verdict(None, tuple([self.hit(c, now) for c in charges]))
+        hit = self.hit
+        return Verdict(None, tuple([hit(c, now) for c in charges]))
 
     def peek(self, charge: Charge, now: float) -> Count:
         key, window = charge.key, charge.window

@@ -28,6 +28,7 @@ from .store import STORAGE_ERRORS, LimitStore
 
 _SETTLE_MARGIN = 0.2
 _MATCHES_KEPT = 1024  # (path, key level) pairs whose matching rules are remembered
+_PLANS_KEPT = 16384  # clients' plans remembered (path, level and key or IP each)
 _HEADER_NAMES = {
     unit: tuple(
         f"x-ratelimit-{figure}-{unit}".encode() for figure in ("limit", "remaining", "reset")
@@ -70,6 +71,17 @@ def rule_limits(kind: str, setting: str, rules: Sequence[LimitRule]) -> RuleLimi
     )
 
 
+class ClientPlan(NamedTuple):
+    """The limits that apply to one client on one path, with their counters' keys and the
+    charges of a request, built once for the client and kept."""
+
+    requests: tuple[Limit, ...]
+    tokens: tuple[Limit, ...]
+    request_charges: tuple[Charge, ...]
+    # The first request limit as the headers show it (bytes, ready to send).
+    shown: bytes
+
+
 class Reservation(NamedTuple):
     """The tokens reserved on one counter, settled when the reply ends."""
 
@@ -96,6 +108,8 @@ class LimitHook:
         self.request_rules = rule_limits("req", "REQ_RATE_LIMIT", settings.requests)
         self.token_rules = rule_limits("tpm", "TPM_LIMIT", settings.tokens)
         self._matches: dict[tuple[str, int], tuple[tuple[Limit, ...], tuple[Limit, ...]]] = {}
+        # (path, key level, the client's key or IP) -> its plan; bounded, emptied when full.
+        self._plans: dict[tuple[str, int, str], ClientPlan | None] = {}
         self.global_limits = [
             Limit(
                 item.amount,
@@ -119,12 +133,14 @@ class LimitHook:
                 ex.body_filters.append(paced(min(rates)))
         if not settings.counting and ex.principal is None:
             return
-        requests, tokens = self.limits_for(ex)
-        if not (requests or tokens):
+        plan = self.plan_for(ex)
+        if plan is None:
             return
-        if not self.store.available:
-            self.store.failed(None)
+        store = self.store
+        if not store.available:
+            store.failed(None)
             return
+        requests, tokens, charges, _ = plan
         estimate = 0
         if tokens:
             ask_for_usage(ex)
@@ -132,15 +148,19 @@ class LimitHook:
             rule = "TPM_LIMIT" if ex.principal is None else "this key's tokens-per-minute limit"
             body = None if ex.is_form else ex.read_json(rule)
             estimate = estimate_request(body, ex.upstream_path, len(ex.body))
-        # A request alone never exceeds a token limit forever: it costs at most the limit.
-        charges = tuple(limit.charge(self.kind) for limit in requests) + tuple(
-            limit.charge(FIXED, min(estimate, limit.amount)) for limit in tokens
-        )
-        try:  # a call to Redis is bounded by STORAGE_TIMEOUT (see store.py)
-            verdict = await self.store.counters.take(charges)
-        except STORAGE_ERRORS as exc:
-            self.store.failed(exc)
-            return
+            # A request alone never exceeds a token limit forever: it costs at most the limit.
+            charges += tuple(
+                Charge(t.key, FIXED, t.amount, t.window, min(estimate, t.amount)) for t in tokens
+            )
+        memory = store.memory
+        if memory is not None:  # plain code, no await: nothing to wait for
+            verdict = memory.take_now(charges, time.time())
+        else:
+            try:  # a call to Redis is bounded by STORAGE_TIMEOUT (see store.py)
+                verdict = await store.counters.take(charges)
+            except STORAGE_ERRORS as exc:
+                store.failed(exc)
+                return
         counts = verdict.counts
         if verdict.refused is not None:
             i = verdict.refused
@@ -157,9 +177,12 @@ class LimitHook:
             raise rejected(message, limit.amount, reset_in, "tokens")
         if requests:
             # The headers tell the client about its own limit (the first), as OpenAI's do.
-            amount, count = requests[0].amount, counts[0]
-            ex.response_headers += ratelimit_headers(
-                "requests", amount, amount - count.used, count.reset_in
+            count = counts[0]
+            names = _HEADER_NAMES["requests"]
+            ex.response_headers += (
+                (names[0], plan.shown),
+                (names[1], b"%d" % max(requests[0].amount - count.used, 0)),
+                (names[2], duration(max(count.reset_in, 0.0)).encode()),
             )
         if tokens:
             now = time.time()
@@ -181,6 +204,27 @@ class LimitHook:
             ex.response_headers += ratelimit_headers(
                 "tokens", charge.amount, charge.amount - count.used, count.reset_in
             )
+
+    def plan_for(self, ex: Exchange) -> ClientPlan | None:
+        """The limits that apply to this request (None: none does)."""
+        if ex.principal is None:
+            key = ex.key
+            cached = (ex.path, ex.get(KEY_LEVEL) or 0, key.value if key else ex.client_ip)
+            if cached in self._plans:
+                return self._plans[cached]
+            if len(self._plans) >= _PLANS_KEPT:
+                self._plans.clear()
+            plan = self._plans[cached] = self.new_plan(ex)
+            return plan
+        return self.new_plan(ex)
+
+    def new_plan(self, ex: Exchange) -> ClientPlan | None:
+        requests, tokens = self.limits_for(ex)
+        if not (requests or tokens):
+            return None
+        charges = tuple(limit.charge(self.kind) for limit in requests)
+        shown = b"%d" % requests[0].amount if requests else b""
+        return ClientPlan(tuple(requests), tuple(tokens), charges, shown)
 
     def limits_for(self, ex: Exchange) -> tuple[list[Limit], list[Limit]]:
         principal = ex.principal

@@ -53,6 +53,8 @@ class LimitStore:
         self.signals = signals or Signals()
         self.workers = workers
         self._counters: Counters | None = None
+        # The counters when they are this process's own: called without an await.
+        self.memory: MemoryCounters | None = None
         self._client: Any = None
         self._last_logged = -math.inf
         self._retry_at = -math.inf
@@ -73,7 +75,7 @@ class LimitStore:
                 self.workers,
             )
         if not settings.shared:
-            self._counters = MemoryCounters()
+            self._counters = self.memory = MemoryCounters()
             return self
         if plain_url(settings.backend):
             link = RedisLink(settings.backend, STORAGE_TIMEOUT)
@@ -103,7 +105,7 @@ class LimitStore:
             with contextlib.suppress(Exception):
                 await close()
         self._client = None
-        self._counters = None
+        self._counters = self.memory = None
 
     async def ping(self) -> str | None:
         """None when the storage answers, else why it does not (no password)."""

@@ -8,6 +8,7 @@ import pytest
 from ai_forward.observe.reply import ResponseObserver
 from ai_forward.observe.usage import (
     JSONUsageObserver,
+    JSONUsageReader,
     RawStreamObserver,
     UsageObserver,
     last_usage,
@@ -89,11 +90,28 @@ def test_a_raw_stream_is_kept_as_it_came_unless_too_large(end: bytes) -> None:
     assert observer.raw is None
 
 
-def test_full_reassembly_when_asked_and_for_plain_json() -> None:
+def test_full_reassembly_when_asked_and_usage_only_otherwise() -> None:
     assert isinstance(observer_for("text/event-stream", True, True), RawStreamObserver)
-    assert isinstance(observer_for("application/json", False, True), ResponseObserver)
+    assert isinstance(observer_for("application/json", True, False), ResponseObserver)
+    assert isinstance(observer_for("application/json", False, True), JSONUsageReader)
     assert isinstance(observer_for("text/event-stream", False, True), UsageObserver)
     assert observer_for("text/event-stream", False, False) is None
+
+
+def test_usage_only_reads_the_usage_object_and_counts_text_when_none_came() -> None:
+    reply = {"id": "c", "choices": [{"message": {"content": "four"}}], "usage": USAGE}
+    body = orjson.dumps(reply)
+    reader = observer_for("application/json", False, True)
+    assert isinstance(reader, JSONUsageReader)
+    for i in range(0, len(body), 7):
+        reader.feed(body[i : i + 7])
+    assert reader.result() == {"usage": USAGE}
+    # No usage reported: the whole reply, whose text the limits then count.
+    bare = {"id": "c", "choices": [{"message": {"content": "four"}}]}
+    reader = JSONUsageReader()
+    reader.feed(orjson.dumps(bare))
+    assert reader.result() == bare
+    assert JSONUsageReader().result() is None
 
 
 def test_token_counts_only_read_the_usage_at_the_end_of_a_json_reply() -> None:
