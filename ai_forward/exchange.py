@@ -147,6 +147,7 @@ class Exchange:
     answer: LocalAnswer | None = None  # set by a `before`: the upstream is not called
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED
+    _form: bool | None = None
 
     def get(self, key: StateKey[T]) -> T | None:
         """What a feature stored under `key` for this exchange, or None."""
@@ -200,7 +201,10 @@ class Exchange:
 
     @property
     def is_form(self) -> bool:
-        return is_form(self.header(b"content-type") or b"")
+        form = self._form
+        if form is None:
+            form = self._form = is_form(self.header(b"content-type") or b"")
+        return form
 
     def replace_json(self, body: dict[str, Any]) -> None:
         """Change the body sent upstream (e.g. to ask for usage in a stream)."""

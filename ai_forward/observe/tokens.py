@@ -18,6 +18,7 @@ NON_TEXT_PART_TOKENS = 800
 DEFAULT_COMPLETION_RESERVE = 1024
 _MAX_DEPTH = 12
 _GENERATING = ("/completions", "/responses", "/messages")
+_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _NON_TEXT_TYPES = frozenset({"image_url", "input_image", "image", "input_audio", "file", "audio"})
 _SKIPPED_KEYS = frozenset({"model", "role", "type", "id", "tool_call_id", "stream_options"})
 
@@ -31,14 +32,12 @@ def estimate_request(body: dict[str, Any] | None, path: str, body_size: int) -> 
     if body is None:
         return text_tokens(body_size) if body_size else 0
     prompt = prompt_tokens(body)
-    limit = next(
-        (
-            body[k]
-            for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
-            if isinstance(body.get(k), int) and body[k] > 0
-        ),
-        None,
-    )
+    limit = None
+    for name in _LIMIT_FIELDS:
+        value = body.get(name)
+        if isinstance(value, int) and value > 0:
+            limit = value
+            break
     if limit is None:
         limit = DEFAULT_COMPLETION_RESERVE if path.rstrip("/").endswith(_GENERATING) else 0
     choices = body.get("n")

@@ -166,7 +166,9 @@ class MemoryCounters:
         return index, state[1], state[2]
 
     async def settle(self, settlements: tuple[Settlement, ...]) -> None:
-        now = time.time()
+        self.settle_now(settlements, time.time())
+
+    def settle_now(self, settlements: tuple[Settlement, ...], now: float) -> None:
         for item in settlements:
             entry = self.fixed.get(item.key)
             if entry is not None and entry[1] > now:

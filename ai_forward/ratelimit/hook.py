@@ -263,6 +263,10 @@ class LimitHook:
         )
         if not settlements:
             return
+        memory = self.store.memory
+        if memory is not None:
+            memory.settle_now(settlements, now)
+            return
         try:
             await self.store.counters.settle(settlements)
         except STORAGE_ERRORS as exc:
