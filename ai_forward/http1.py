@@ -22,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 import aiohttp
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .types import Headers
@@ -75,14 +75,13 @@ class Answer:
         self._eof = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._headers: CIMultiDictProxy[str] | None = None
+        self._headers: RawHeaders | None = None
 
     @property
-    def headers(self) -> CIMultiDictProxy[str]:
+    def headers(self) -> RawHeaders:
+        """The headers by name, case-insensitively (what the relay looks up: a few)."""
         if self._headers is None:
-            self._headers = CIMultiDictProxy(
-                CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw_headers)
-            )
+            self._headers = RawHeaders(self.raw_headers)
         return self._headers
 
     @property
@@ -145,6 +144,33 @@ class Answer:
         if conn is not None:
             self._conn = None
             conn.abandon()
+
+
+class RawHeaders(Mapping[str, str]):
+    """Read-only, case-insensitive access to headers as they came: each lookup scans them
+    (an answer has a dozen; building a multidict of them costs more than the lookups)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.lower().encode("latin-1")
+        for key, value in self._raw:
+            if len(key) == len(wanted) and key.lower() == wanted:
+                return value.decode("latin-1")
+        raise KeyError(name)
+
+    def getall(self, name: str) -> list[str]:
+        wanted = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for k, v in self._raw if k.lower() == wanted]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode("latin-1") for key, _ in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 class Connection(asyncio.Protocol):

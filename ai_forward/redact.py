@@ -166,15 +166,18 @@ class StreamMask:
 class RedactedResponse:
     """An upstream answer whose headers and body pass through a Redactor."""
 
-    __slots__ = ("_origin", "content", "headers", "raw_headers", "status")
+    __slots__ = ("_origin", "content", "raw_headers", "status")
 
     def __init__(self, origin: UpstreamResponse, redactor: Redactor) -> None:
         self._origin = origin
         self.status = origin.status
-        # Read for lookups only (content type, retry-after); what is relayed is raw_headers.
-        self.headers: Mapping[str, str] = origin.headers
         self.raw_headers = redactor.headers(origin.raw_headers)
         self.content = RedactedBody(origin.content, redactor)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """For lookups only (content type, retry-after); what is relayed is raw_headers."""
+        return self._origin.headers
 
     def release(self) -> Any:
         return self._origin.release()
