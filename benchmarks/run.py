@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHAT = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
 STREAM = CHAT[:-1] + ',"stream":true}'
+LEAN = "passthrough-builtin-client"
 KEYS = 500  # clients, each with its own forward key, as a gateway in front of a team sees
 # Per-client limits far above what a client sends here (so no 429), counted for every request.
 LIMITS = {
@@ -175,6 +176,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--variants", default="aifd")
+    parser.add_argument(
+        "--lean-yardstick",
+        action="store_true",
+        help="also run a passthrough on ai-forward's own HTTP client, and give ratios to it",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -199,6 +205,13 @@ def main() -> None:
         targets["passthrough"] = f"http://127.0.0.1:{pass_port}"
         pids["passthrough"] = proc.pid
         wait_up(targets["passthrough"], proc)
+        if args.lean_yardstick:
+            lean_port = free_port()
+            command = [py, str(HERE / "passthrough.py"), str(lean_port), upstream]
+            proc = stack(process([*command, "--client", "builtin"]))
+            targets[LEAN] = f"http://127.0.0.1:{lean_port}"
+            pids[LEAN] = proc.pid
+            wait_up(targets[LEAN], proc)
         for variant in variants:
             port = free_port()
             env = {
@@ -245,20 +258,37 @@ def main() -> None:
 
 
 def report(mode: str, results: dict[str, list[tuple[float, float, float, float]]]) -> None:
+    """Medians of the rounds; each ratio is the median of the rounds' own ratios (a round's
+    targets ran side by side, so they share its noise)."""
     med = {
         name: tuple(statistics.median(r[i] for r in runs) for i in range(4))
         for name, runs in results.items()
     }
-    base_rps, base_p50, _, base_cpu = med["passthrough"]
-    print(f"\n## {mode}")
-    print("| target | req/s | p50 ms | p99 ms | CPU us/req | req/s ratio | p50 ratio | CPU ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, (rps, p50, p99, cpu) in med.items():
-        cpu_text, cpu_ratio = (f"{cpu:.0f}", f"{cpu / base_cpu:.2f}") if cpu else ("-", "-")
-        print(
-            f"| {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu_text} | "
-            f"{rps / base_rps:.2f} | {p50 / base_p50:.2f} | {cpu_ratio} |"
+
+    def ratio(name: str, base: str, i: int) -> float:
+        return statistics.median(
+            a[i] / b[i] for a, b in zip(results[name], results[base], strict=True) if b[i]
         )
+
+    lean = LEAN in results
+    print(f"\n## {mode}")
+    extra = " | req/s vs builtin-client passthrough" if lean else ""
+    print(
+        "| target | req/s | p50 ms | p99 ms | CPU us/req | req/s ratio | p50 ratio | CPU ratio"
+        f"{extra} |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if lean else ""))
+    for name, (rps, p50, p99, cpu) in med.items():
+        cpu_text = f"{cpu:.0f}" if cpu else "-"
+        cpu_ratio = f"{ratio(name, 'passthrough', 3):.2f}" if cpu else "-"
+        line = (
+            f"| {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu_text} | "
+            f"{ratio(name, 'passthrough', 0):.2f} | {ratio(name, 'passthrough', 1):.2f} | "
+            f"{cpu_ratio} |"
+        )
+        if lean:
+            line += f" {ratio(name, LEAN, 0):.2f} |"
+        print(line)
     sys.stdout.flush()
 
 
