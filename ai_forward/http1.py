@@ -70,7 +70,8 @@ class Answer:
         self.status = status
         self.raw_headers = raw_headers
         self._conn: Connection | None = conn
-        self._chunks: deque[bytes] = deque()
+        # The connection's own queue while it is attached (the parser appends to it).
+        self._chunks: deque[bytes] = conn.chunks
         self._buffered = 0
         self._eof = False
         self._error: BaseException | None = None
@@ -114,13 +115,6 @@ class Answer:
             conn.resume()
         self._buffered = 0
         return data
-
-    def _push(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered >= HIGH_WATER and self._conn is not None:
-            self._conn.pause()
-        self._wake()
 
     def _end(self, error: BaseException | None = None) -> None:
         self._conn = None
@@ -180,12 +174,17 @@ class Connection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
+        # The parser takes `on_body` once, when made: body parts go straight into the queue
+        # the answer reads (a C call per part, no Python frame); see `detach`.
+        self.chunks: deque[bytes] = deque()
+        self.on_body = self.chunks.append
         self.parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
         self.received = False  # any byte of the current answer
         self.head: asyncio.Future[Answer] | None = None
         self.answer: Answer | None = None
         self.header_list: list[tuple[bytes, bytes]] = []
+        self.framed = False  # a Content-Length or Transfer-Encoding came
         self.to_eof = False  # the body ends when the connection does
         self.no_body = False
         self.closed = False
@@ -199,6 +198,12 @@ class Connection(asyncio.Protocol):
         self.received = True
         try:
             self.parser.feed_data(data)
+            answer = self.answer
+            if answer is not None and self.chunks:
+                answer._buffered += len(data)
+                if answer._buffered >= HIGH_WATER:
+                    self.pause()
+                answer._wake()
         except httptools.HttpParserUpgrade:
             self.fail(aiohttp.ClientPayloadError("the upstream asked to switch protocols"))
         except httptools.HttpParserError as exc:
@@ -214,6 +219,7 @@ class Connection(asyncio.Protocol):
             self.head.set_exception(error)
         elif self.answer is not None:
             answer, self.answer = self.answer, None
+            self.detach(answer)
             if self.to_eof:
                 answer._end()
             else:
@@ -224,9 +230,13 @@ class Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self.header_list = []
+        self.framed = False
+        self.chunks.clear()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_list.append((name, value))
+        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -238,29 +248,27 @@ class Connection(asyncio.Protocol):
             self.fail(aiohttp.ClientPayloadError("an answer nobody asked for"))
             return
         self.head = None
-        self.to_eof = (
-            not any(
-                n.lower() in (b"content-length", b"transfer-encoding") for n, _ in self.header_list
-            )
-            and status not in NO_BODY_STATUS
-        )
+        self.to_eof = not self.framed and status not in NO_BODY_STATUS
         answer = self.answer = Answer(self, status, self.header_list)
         head.set_result(answer)
         if self.no_body:  # a HEAD's answer: no body follows, whatever its headers say
             self.to_eof = False
             self.finish(reusable=False)
 
-    def on_body(self, body: bytes) -> None:
-        if self.answer is not None:
-            self.answer._push(body)
-
     def on_message_complete(self) -> None:
         if self.answer is not None:
             self.finish(reusable=self.parser.should_keep_alive())
 
+    def detach(self, answer: Answer) -> None:
+        """Give `answer` the body parts it has not read, in a queue of its own: the
+        connection's serves its next answer."""
+        answer._chunks = self.chunks.copy()
+        self.chunks.clear()
+
     def finish(self, reusable: bool) -> None:
         answer, self.answer = self.answer, None
         if answer is not None:
+            self.detach(answer)
             answer._end()
         self.resume()
         self.pool.done(self, reusable)
@@ -271,12 +279,14 @@ class Connection(asyncio.Protocol):
         self.close()
         if self.answer is not None:
             answer, self.answer = self.answer, None
+            self.detach(answer)
             answer._end(error)
             self.pool.done(self, reusable=False)
 
     def abandon(self) -> None:
         """The answer's reader gave up before the body ended."""
         self.answer = None
+        self.chunks.clear()
         self.close()
         self.pool.done(self, reusable=False)
 
