@@ -135,7 +135,11 @@ class CacheHook:
         ex.response_headers.append(BYPASS)
 
     async def after(self, ex: Exchange) -> None:
-        pending = ex.get(_PENDING)
+        outcome = ex.outcome
+        if outcome.cache == "hit":
+            outcome.reply = {**(outcome.reply or {}), "usage": dict(ZERO_USAGE)}
+            return
+        pending = ex.get(_PENDING) if outcome.cache == "miss" else None
         if pending is not None:
             try:
                 await self.remember(ex, pending)
@@ -144,8 +148,6 @@ class CacheHook:
                     self.in_flight.pop(pending.key, None)
                     if pending.done is not None:
                         pending.done.set()
-        elif ex.outcome.cache == "hit":
-            ex.outcome.reply = {**(ex.outcome.reply or {}), "usage": dict(ZERO_USAGE)}
 
     async def remember(self, ex: Exchange, pending: Pending) -> None:
         outcome = ex.outcome
