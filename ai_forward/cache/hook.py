@@ -3,10 +3,11 @@
 Runs last among the hooks, so limits have counted the request and the client's
 identity is known. `before` decides (hit, miss or bypass). On a hit it hands the
 forwarder the answer ready to send (`ex.answer`): built once per entry and form,
-then kept (`prepared.py`), so a hit costs the key and a lookup, and no upstream
-call. On a miss it keeps a copy of the upstream's answer as it passes (no bigger
-than an entry may be), and `after` stores it when it was complete. Identical
-requests wait (up to CACHE_WAIT) for one already in flight. A hit used no tokens:
+then kept (`prepared.py`), so a hit costs the key (remembered for a body seen
+before, see `key.py`) and a lookup, and no upstream call. On a miss it keeps a copy
+of the upstream's answer as it passes (no bigger than an entry may be), and `after`
+stores it when it was complete. Identical requests wait (up to CACHE_WAIT; none with
+CACHE_WAIT=0) for one already in flight. A hit used no tokens:
 `after` reports zero usage to every hook after it.
 """
 
