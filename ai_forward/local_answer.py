@@ -16,7 +16,7 @@ from .exchange import Exchange, LocalAnswer
 from .observe.usage import observer_of, record
 from .plan import with_hook_headers
 from .requestwatch import REQUEST_ID
-from .types import Send
+from .types import Headers, Send
 
 
 async def answer_locally(ex: Exchange, answer: LocalAnswer, send: Send) -> None:
@@ -30,11 +30,13 @@ async def answer_locally(ex: Exchange, answer: LocalAnswer, send: Send) -> None:
     for tap in ex.body_taps:
         tap(body)
     keep_length = not ex.body_filters
-    headers = with_hook_headers(answer.headers, ex)
+    headers, hooks = answer.headers, ex.response_headers
+    if hooks and clash(headers, hooks):
+        headers, hooks = with_hook_headers(headers, ex), []
     if not keep_length:
         headers = [h for h in headers if h[0] != b"content-length"]
     # A new list: the answer's own is shared by every request it answers.
-    headers = [*headers, (REQUEST_ID, ex.request_id.encode())]
+    headers = [*headers, *hooks, (REQUEST_ID, ex.request_id.encode())]
     outcome.relayed = time.monotonic()
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     ex.response_started = True
@@ -50,6 +52,15 @@ async def answer_locally(ex: Exchange, answer: LocalAnswer, send: Send) -> None:
     outcome.complete = True
     if observer is not None:
         record(outcome, observer)
+
+
+def clash(headers: Headers, hooks: Headers) -> bool:
+    """Whether a hook's header replaces one of the answer's own (rare: hooks name their own)."""
+    for name, _ in hooks:
+        for own, _ in headers:
+            if own == name:
+                return True
+    return False
 
 
 async def once(body: bytes) -> AsyncIterator[bytes]:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from loguru import logger
 
-from .store import CacheStore, StoreUnavailable
+from .store import CacheStore, MemoryStore, StoreUnavailable
 
 RETRY_AFTER = 5.0  # seconds the cache bypasses itself after its backend failed
 
@@ -43,6 +43,8 @@ class GuardedStore:
 
     def __init__(self, store: CacheStore, note: str | None = None) -> None:
         self.store = store
+        # The memory backend, read without an await (it neither waits nor fails); else None.
+        self.local = store if isinstance(store, MemoryStore) else None
         self.note = note
         self.counts = Counts()
         self.down_until = 0.0

@@ -3,10 +3,11 @@
 Runs last among the hooks, so limits have counted the request and the client's
 identity is known. `before` decides (hit, miss or bypass). On a hit it hands the
 forwarder the answer ready to send (`ex.answer`): built once per entry and form,
-then kept (`prepared.py`), so a hit costs the key and a lookup, and no upstream
-call. On a miss it keeps a copy of the upstream's answer as it passes (no bigger
-than an entry may be), and `after` stores it when it was complete. Identical
-requests wait (up to CACHE_WAIT) for one already in flight. A hit used no tokens:
+then kept (`prepared.py`), so a hit costs the key (remembered for a body seen
+before, see `key.py`) and a lookup, and no upstream call. On a miss it keeps a copy
+of the upstream's answer as it passes (no bigger than an entry may be), and `after`
+stores it when it was complete. Identical requests wait (up to CACHE_WAIT; none with
+CACHE_WAIT=0) for one already in flight. A hit used no tokens:
 `after` reports zero usage to every hook after it.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -24,7 +24,7 @@ from ..pipeline import Contribution, Shared
 from ..settings import Settings
 from .admin import CacheAdmin
 from .guard import GuardedStore
-from .key import HEADER, cache_key, endpoint_kind, wants_cache
+from .key import HEADER, CacheKeys, Lookup, wants_cache
 from .prepared import PreparedAnswers
 from .replay import answer, storable, stream_storable
 from .settings import CacheSettings
@@ -76,58 +76,58 @@ class CacheHook:
         self.max_entry = max_entry
         self.in_flight: dict[str, Pending] = {}
         self.prepared = PreparedAnswers()
+        self.keys = CacheKeys(settings.shared)
 
     async def before(self, ex: Exchange) -> None:
-        kind = endpoint_kind(ex)
+        kind = self.keys.kind(ex)
         if kind is None:
             return
-        body = ex.json() if wants_cache(ex, self.settings) else None
-        if body is None or not self.store.available:
+        lookup = self.keys.lookup(ex) if wants_cache(ex, self.settings) else None
+        store = self.store  # `down_until` first: a backend that never failed is available
+        if lookup is None or (store.down_until and not store.available):
             self.bypass(ex)
             return
-        key = cache_key(ex, body, self.settings.shared)
-        value = await self.store.get(key)
-        if value is None and (leader := self.in_flight.get(key)) is not None:
+        key = lookup.key
+        local = store.local
+        value = local.get_now(key) if local is not None else await store.get(key)
+        if value is None and self.settings.wait and (leader := self.in_flight.get(key)) is not None:
             done = leader.done = leader.done or asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.wait):
                     await done.wait()
-            value = await self.store.get(key)
-        if not self.store.available:
+            value = await store.get(key)
+        if value is not None:
+            if store.down_until and not store.available:
+                self.bypass(ex)
+                return
+            ready = self.prepared.get(lookup, value) or await self.ready(lookup, kind, value)
+            if ready is not None:
+                ex.answer = ready
+                store.counts.hits += 1
+                ex.outcome.cache = "hit"
+                ex.response_headers.append(HIT)
+                return
+        elif store.down_until and not store.available:
             self.bypass(ex)
             return
-        ready = await self.ready(key, kind, body, value) if value is not None else None
-        if ready is not None:
-            ex.answer = ready
-            self.store.counts.hits += 1
-            ex.outcome.cache = "hit"
-            ex.response_headers.append(HIT)
-            return
-        leads = key not in self.in_flight  # a waiter that still missed goes on alone
+        # A waiter that still missed goes on alone; with CACHE_WAIT=0 nobody waits.
+        leads = bool(self.settings.wait) and key not in self.in_flight
         pending = Pending(key, kind, self.max_entry, leads)
         if leads:
             self.in_flight[key] = pending
         ex.body_taps.append(pending.tap)  # before any filter: the upstream's own bytes
         ex.set(_PENDING, pending)
-        self.store.counts.misses += 1
+        store.counts.misses += 1
         ex.outcome.cache = "miss"
         ex.response_headers.append(MISS)
 
-    async def ready(
-        self, key: str, kind: str, body: dict[str, Any], value: bytes
-    ) -> LocalAnswer | None:
-        """The entry as this request wants it, ready to send; None if it cannot be decoded."""
-        streamed = body.get("stream") is True
-        options = body.get("stream_options")
-        usage = streamed and isinstance(options, dict) and options.get("include_usage") is True
-        form = (key, streamed, usage)
-        ready = self.prepared.get(form, value)
-        if ready is None:
-            entry = await self.store.entry(key, value)
-            if entry is None:
-                return None
-            ready = answer(entry, kind, streamed, usage)
-            self.prepared.put(form, value, ready)
+    async def ready(self, lookup: Lookup, kind: str, value: bytes) -> LocalAnswer | None:
+        """The entry in the form `lookup` wants, built and kept; None if it cannot be decoded."""
+        entry = await self.store.entry(lookup.key, value)
+        if entry is None:
+            return None
+        ready = answer(entry, kind, lookup.streamed, lookup.usage)
+        self.prepared.put(lookup, value, ready)
         return ready
 
     def bypass(self, ex: Exchange) -> None:
@@ -136,7 +136,11 @@ class CacheHook:
         ex.response_headers.append(BYPASS)
 
     async def after(self, ex: Exchange) -> None:
-        pending = ex.get(_PENDING)
+        outcome = ex.outcome
+        if outcome.cache == "hit":
+            outcome.reply = {**(outcome.reply or {}), "usage": dict(ZERO_USAGE)}
+            return
+        pending = ex.get(_PENDING) if outcome.cache == "miss" else None
         if pending is not None:
             try:
                 await self.remember(ex, pending)
@@ -145,8 +149,6 @@ class CacheHook:
                     self.in_flight.pop(pending.key, None)
                     if pending.done is not None:
                         pending.done.set()
-        elif ex.outcome.cache == "hit":
-            ex.outcome.reply = {**(ex.outcome.reply or {}), "usage": dict(ZERO_USAGE)}
 
     async def remember(self, ex: Exchange, pending: Pending) -> None:
         outcome = ex.outcome

@@ -13,10 +13,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..exchange import LocalAnswer
+from .key import Lookup
 
 MAX_BYTES = 16 * 1024 * 1024
 
-Form = tuple[str, bool, bool]  # key, streamed, usage
+Form = Lookup  # key, streamed, usage
 
 
 @dataclass(frozen=True, slots=True)

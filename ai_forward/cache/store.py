@@ -72,6 +72,10 @@ class MemoryStore:
         self.size = 0
 
     async def get(self, key: str) -> bytes | None:
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> bytes | None:
+        """`get` without an await: nothing here waits, and nothing fails."""
         entry = self._entries.get(key)
         if entry is None:
             return None

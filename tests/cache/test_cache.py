@@ -204,6 +204,34 @@ def test_twenty_concurrent_identical_requests_make_one_upstream_call(
     assert sorted(header for _, header in answers) == ["hit"] * 19 + ["miss"]
 
 
+def test_with_cache_wait_zero_identical_requests_do_not_wait(
+    upstream: FakeUpstream, proxy_factory: ProxyFactory
+) -> None:
+    numbered(upstream, delay=0.3)
+    proxy = proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real",
+        FORWARD_KEY="fk-test",
+        CACHE_WAIT="0",
+    )
+
+    async def burst() -> list[str]:
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def one() -> str:
+                reply = await client.post(
+                    proxy.url + "/v1/chat/completions",
+                    json={"model": "gpt-4o-mini", "messages": MESSAGES, "caching": True},
+                    headers={"authorization": "Bearer fk-test"},
+                )
+                return reply.headers["x-aifd-cache"]
+
+            return list(await asyncio.gather(*(one() for _ in range(4))))
+
+    assert asyncio.run(burst()) == ["miss"] * 4
+    assert len(upstream.requests) == 4
+
+
 @pytest.mark.parametrize("finish", ["content_filter", "function_call"])
 def test_unfinished_answers_are_not_stored(
     upstream: FakeUpstream, proxy_factory: ProxyFactory, finish: str
