@@ -34,7 +34,7 @@ def parse_object(body: bytes) -> tuple[dict[str, Any] | None, str]:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         why = str(exc)
-        if b"NaN" in body or b"Infinity" in body:
+        if body.find(b"NaN") != -1 or body.find(b"Infinity") != -1:
             why += "; NaN and Infinity are not JSON numbers"
         return None, why
     if not isinstance(value, dict):

@@ -223,9 +223,21 @@ class Exchange:
         else the first `"model": "..."` found in it (never decide anything from this)."""
         if self._json is not _UNPARSED:
             return self.model
-        if not self.body or b'"model"' not in self.body:
+        body = self.body
+        at = body.find(b'"model"') if body else -1
+        if at == -1:
             return None
-        found = _MODEL_HINT.search(self.body)
+        # The usual form, `"model":"name"` with a plain name, read without a regex.
+        start = at + 9
+        if body[at + 7 : start] == b':"':
+            end = body.find(b'"', start)
+            plain = body.find(b"\\", start, end) == -1 and body.find(b"\n", start, end) == -1
+            if 0 < end - start <= 256 and plain:
+                try:
+                    return body[start:end].decode()
+                except UnicodeDecodeError:
+                    return None
+        found = _MODEL_HINT.search(body)
         if found is None:
             return None
         try:

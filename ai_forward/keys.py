@@ -115,7 +115,13 @@ class KeyRing:
 
     def next(self) -> str:
         """The next key in turn that is not cooling down (the next in turn if all are)."""
-        return self.next_except(()) or self._take(self._next)
+        cooling = self._cool_until
+        if cooling:
+            now = time.monotonic()
+            if any(until > now for until in cooling.values()):
+                return self.next_except(()) or self._take(self._next)
+            cooling.clear()  # all cooled down: back to plain turns
+        return self._take(self._next)
 
     def next_except(self, tried: Collection[str]) -> str | None:
         """The next key in turn that is neither in `tried` nor cooling down, or None."""

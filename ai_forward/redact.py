@@ -82,7 +82,7 @@ class Redactor:
         # One search per distinct leading part (keys of one provider share it); the
         # pattern runs only when one is found.
         for probe, _ in self._probes:
-            if probe in data:
+            if data.find(probe) != -1:  # (`in` costs more: it tries an int first)
                 return self._pattern.sub(self._mask, data)
         return data
 
@@ -151,7 +151,7 @@ class StreamMask:
         # The usual chunk: no key's leading bytes anywhere, nor a short start of one at
         # its end; it goes out whole, as it is.
         for probe in redactor.probes:
-            if probe in data:
+            if data.find(probe) != -1:  # (`in` costs more: it tries an int first)
                 break
         else:
             if not data.endswith(redactor.shorts):
