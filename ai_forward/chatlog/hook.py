@@ -81,8 +81,16 @@ def build_record(
     """One exchange as a JSON-ready dict (see README, "Chat logs", for the fields)."""
     outcome = ex.outcome
     body = body or {}
-    params = {k: scrub(v) for k, v in body.items() if k not in CONTENT_FIELDS}
-    params = {k: ("[redacted]" if k.lower() in SECRET_NAMES else v) for k, v in params.items()}
+    params: dict[str, Any] = {}
+    said: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in CONTENT_FIELDS:
+            said[name] = value
+        elif name.lower() in SECRET_NAMES:
+            params[name] = "[redacted]"
+        else:
+            params[name] = scrub(value) if isinstance(value, dict) else value
+    model = body.get("model")
     record: dict[str, Any] = {
         "time": datetime.fromtimestamp(started, UTC).isoformat(timespec="microseconds"),
         "route": ex.route.name,
@@ -92,22 +100,20 @@ def build_record(
         "key": ex.key.fingerprint if ex.key else None,
         "user": ex.principal.name if ex.principal else None,
         # The model that answered: a fallback's when the one asked for failed.
-        "model": ex.get(MODEL_OVERRIDE)
-        or (body.get("model") if isinstance(body.get("model"), str) else None),
+        "model": ex.get(MODEL_OVERRIDE) or (model if isinstance(model, str) else None),
         "params": params,
     }
-    for name in CONTENT_FIELDS:
-        if name in body:
-            record[name] = body[name]
-    record.update(
-        reply=None,
-        usage=outcome.usage,
-        status=outcome.status,
-        complete=outcome.complete and outcome.error is None,
-        error=outcome.error,
-        duration_ms=round((outcome.ended - ex.started) * 1000, 1),
-        attempts=outcome.attempts,
-    )
+    if said:
+        for name in CONTENT_FIELDS:  # in this order, whatever the body's
+            if name in said:
+                record[name] = said[name]
+    record["reply"] = None
+    record["usage"] = outcome.usage
+    record["status"] = outcome.status
+    record["complete"] = outcome.complete and outcome.error is None
+    record["error"] = outcome.error
+    record["duration_ms"] = round((outcome.ended - ex.started) * 1000, 1)
+    record["attempts"] = outcome.attempts
     if outcome.cache == "hit":
         record["cache"] = "hit"
     # A stream's reply is reassembled by the writer thread (see reassemble.py).
