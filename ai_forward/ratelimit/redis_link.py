@@ -25,6 +25,7 @@ import redis.exceptions
 from .redis_counters import Script
 
 WATCH_EVERY = 0.1  # seconds between looks at the oldest waiting call
+KEPT_ARGUMENTS = 4096  # encoded arguments remembered (emptied when full)
 
 
 def plain_url(url: str) -> bool:
@@ -40,12 +41,24 @@ def plain_url(url: str) -> bool:
     )
 
 
-def pack(args: tuple[bytes | str | int, ...]) -> bytes:
-    """A command in RESP, the protocol's request form."""
+def pack(args: tuple[bytes | str | int, ...], kept: dict[Any, bytes] | None = None) -> bytes:
+    """A command in RESP, the protocol's request form.
+
+    `kept` remembers the encoding of each argument (a script's hash, a counter's key, an
+    amount): a request's arguments are nearly all ones sent before. Arguments are bytes,
+    str or int (never a bool or a float, which would share an int's entry).
+    """
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        piece = kept.get(arg) if kept is not None else None
+        if piece is None:
+            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            piece = b"$%d\r\n%s\r\n" % (len(data), data)
+            if kept is not None:
+                if len(kept) >= KEPT_ARGUMENTS:
+                    kept.clear()
+                kept[arg] = piece
+        out.append(piece)
     return b"".join(out)
 
 
@@ -64,12 +77,13 @@ class RedisLink:
         self.timeout = timeout
         self._pipe: _Pipe | None = None
         self._connecting: asyncio.Future[_Pipe] | None = None
+        self._kept: dict[Any, bytes] = {}
 
     async def call(self, *args: bytes | str | int) -> Any:
         pipe = self._pipe
         if pipe is None or pipe.closed:
             pipe = await self._connect()
-        return await pipe.send(pack(args))
+        return await pipe.send(pack(args, self._kept))
 
     async def script(self, script: Script, keys: list[str], args: list[str | int]) -> Any:
         """Run `script` by its hash, sending it whole when Redis does not have it."""
