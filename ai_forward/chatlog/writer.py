@@ -234,8 +234,9 @@ class RouteFile:
         rotated = False
         pending: list[bytes] = []
         pending_size = 0
+        day = today() if self.settings.rotate_daily else ""  # once a batch, not a line
         for line in lines:
-            if self._file is None or self._due(pending_size, len(line)):
+            if self._file is None or self._due(pending_size, len(line), day):
                 self._flush(pending)
                 pending, pending_size = [], 0
                 self._open()
@@ -245,8 +246,8 @@ class RouteFile:
         self._flush(pending)
         return rotated
 
-    def _due(self, pending: int, incoming: int) -> bool:
-        if self.settings.rotate_daily and today() != self._day:
+    def _due(self, pending: int, incoming: int, day: str) -> bool:
+        if day and day != self._day:
             return True
         used = self._size + pending
         limit = self.settings.rotate_size
