@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ..observe.reply import ReplyAssembler
 from ..sse import SSEDecoder
 
 DISCONNECTED = "client disconnected"
+_DONE_END = b"data: [DONE]\n\n"
 
 
 def add_reply(record: dict[str, Any], reply: dict[str, Any] | None) -> dict[str, Any]:
@@ -26,8 +29,35 @@ def add_reply(record: dict[str, Any], reply: dict[str, Any] | None) -> dict[str,
 def reassemble(stream: bytes) -> dict[str, Any] | None:
     """A raw SSE reply joined into OpenAI's non-streamed shape."""
     assembler = ReplyAssembler()
-    assembler.add_events(stream_data(stream))
+    chunks = plain_chunks(stream)
+    if chunks is None:
+        assembler.add_events(stream_data(stream))
+    else:
+        assembler.done = stream.endswith(_DONE_END)
+        for chunk in chunks:
+            if isinstance(chunk, dict):
+                assembler.add_chunk(chunk)
     return assembler.result()
+
+
+def plain_chunks(stream: bytes) -> list[Any] | None:
+    """The events of the usual stream decoded in one call, without cutting it into events
+    in Python: every event one `data: {json}` line (then `data: [DONE]`). None for any
+    other stream, which `stream_data` cuts up event by event."""
+    if not stream.startswith(b"data: ") or not stream.endswith(b"\n\n") or b"\r" in stream:
+        return None
+    body = stream[6:-2]
+    if body.endswith(b"\n\ndata: [DONE]"):
+        body = body[: -len(b"\n\ndata: [DONE]")]
+    # A newline anywhere but between events (a multi-line event, a comment, an `event:`
+    # field) needs the event-by-event reading.
+    if body.count(b"\n") != 2 * body.count(b"\n\ndata: ") or b"[DONE]" in body:
+        return None
+    try:
+        chunks = orjson.loads(b"[" + body.replace(b"\n\ndata: ", b",") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    return chunks if isinstance(chunks, list) else None
 
 
 def stream_data(stream: bytes) -> list[bytes]:

@@ -94,6 +94,7 @@ class ReplyAssembler:
         self.response_text: list[str] = []
         # (choice index, field) -> pieces; "text" is a completion's, others its message's.
         self._pieces: dict[tuple[int, str], list[str]] = {}
+        self._meta_seen: Any = None  # the fields of the last chunk whose meta was taken
 
     def add_event(self, data: bytes) -> None:
         if data == b"[DONE]":
@@ -136,7 +137,9 @@ class ReplyAssembler:
         if isinstance(event_type, str) and event_type.startswith("response."):
             self._add_response_event(event_type, chunk)
             return
-        if len(self.meta) < len(_META):
+        keys = chunk.keys()
+        if len(self.meta) < len(_META) and keys != self._meta_seen:
+            self._meta_seen = keys  # chunks of one stream mostly share their fields
             for key in _META:
                 if key in chunk and key not in self.meta:
                     self.meta[key] = chunk[key]
@@ -171,6 +174,12 @@ class ReplyAssembler:
         delta = choice.get("delta") or choice.get("message") or {}
         if not isinstance(delta, dict):
             return
+        if len(delta) == 1 and "message" in slot:  # the usual delta: a piece of text
+            pieces = self._pieces.get((index, "content"))
+            content = delta.get("content")
+            if pieces is not None and isinstance(content, str):
+                pieces.append(content)
+                return
         message = slot.get("message")
         if message is None:
             message = slot["message"] = {"role": "assistant", "content": None}
