@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ai_forward.chatlog.reassemble import reassemble, stream_data
-from ai_forward.observe.reply import ResponseObserver
+from ai_forward.chatlog.reassemble import plain_chunks, reassemble, stream_data
+from ai_forward.observe.reply import ReplyAssembler, ResponseObserver
 from ai_forward.sse import SSEDecoder
 from tests.fakes import chunk, sse
 
@@ -136,3 +136,39 @@ def test_one_event_that_is_not_json_spoils_no_other() -> None:
     reply = reassemble(stream)
     assert reply is not None
     assert reply["choices"][0]["message"]["content"] == "ab"
+
+
+def event_by_event(stream: bytes) -> dict[str, Any] | None:
+    """What the general reading (each event cut and decoded on its own) makes of `stream`."""
+    assembler = ReplyAssembler()
+    assembler.add_events(stream_data(stream))
+    return assembler.result()
+
+
+USUAL = b"".join(sse(chunk("Hi", role="assistant"), chunk(" there"), chunk(finish="stop")))
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        USUAL,
+        USUAL[: -len(b"data: [DONE]\n\n")],  # cut before [DONE]
+        b": keep-alive\n\n" + USUAL,  # a comment line
+        USUAL.replace(b"\n\n", b"\r\n\r\n"),  # CRLF
+        b"event: delta\n" + USUAL,  # a field other than data
+        b"data: not json\n\n" + USUAL,  # an event that is not JSON
+        b'data: {"choices":[{"index":0,"delta":{"content":"a\\n\\ndata: b"}}]}\n\n',
+        b"data: [DONE]\n\n",
+        b'data:{"choices":[]}\n\n',  # no space after the colon
+    ],
+)
+def test_the_usual_stream_read_in_one_call_gives_what_reading_each_event_gives(
+    stream: bytes,
+) -> None:
+    assert reassemble(stream) == event_by_event(stream)
+
+
+def test_a_stream_of_one_data_line_per_event_is_decoded_in_one_call() -> None:
+    assert plain_chunks(USUAL) is not None and len(plain_chunks(USUAL) or []) == 3
+    assert plain_chunks(b": keep-alive\n\n" + USUAL) is None
+    assert plain_chunks(USUAL.replace(b"\n\n", b"\r\n\r\n")) is None
