@@ -148,6 +148,7 @@ class Exchange:
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED
     _form: bool | None = None
+    _hint: Any = _UNPARSED
 
     def get(self, key: StateKey[T]) -> T | None:
         """What a feature stored under `key` for this exchange, or None."""
@@ -223,6 +224,12 @@ class Exchange:
         else the first `"model": "..."` found in it (never decide anything from this)."""
         if self._json is not _UNPARSED:
             return self.model
+        if self._hint is _UNPARSED:
+            self._hint = self._sniff_model()
+        hint: str | None = self._hint
+        return hint
+
+    def _sniff_model(self) -> str | None:
         body = self.body
         at = body.find(b'"model"') if body else -1
         if at == -1:

@@ -56,6 +56,17 @@ class SingleModel:
         return self.router.plan(ex, self.target, body, track=True)
 
 
+def may_list_models(ex: Exchange) -> bool:
+    """Whether the body may ask for several models (`"model": "a,b"`), without parsing it:
+    a body with one `"model"` whose plain value has no comma cannot."""
+    body = ex.body
+    if body.count(b'"model"') == 1:
+        hint = ex.model_hint
+        if hint is not None and "," not in hint:
+            return False
+    return _MODEL_LIST.search(body) is not None
+
+
 class ProviderHook(BeforeOnly):
     def __init__(self, router: Router, hosts: HostSelector, listing: ModelListing) -> None:
         self.router = router
@@ -73,7 +84,7 @@ class ProviderHook(BeforeOnly):
             return
         if ex.method != "POST":
             return
-        if not self.router.settings.model_routes and not _MODEL_LIST.search(ex.body):
+        if not self.router.settings.model_routes and not may_list_models(ex):
             return  # every model goes to the route's own upstream: no need to parse the body
         model = self.model_of(ex)
         if not model:
