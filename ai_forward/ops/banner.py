@@ -34,6 +34,11 @@ def sections(settings: Settings, checks: Mapping[str, str]) -> Iterable[tuple[st
             for r in settings.routes
         ),
     )
+    pool = f"at most {settings.pool_size} connections" if settings.pool_size else "unbounded"
+    if settings.proxy is not None:
+        yield "upstream", f"aiohttp through PROXY {redact(settings.proxy)} ({pool})"
+    else:
+        yield "upstream", f"{settings.upstream_client} HTTP client ({pool})"
     yield "forward keys", keys(len(settings.forward_keys), "none")
     yield "open access", "on" if settings.allow_open_access else "off"
     yield "providers", providers(settings)
