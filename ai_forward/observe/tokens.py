@@ -48,21 +48,37 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     """Tokens of the text (and non-text parts) a request sends."""
     chars = 0
     parts = 0
-    stack: list[tuple[Any, int]] = [(v, 0) for k, v in body.items() if k not in _SKIPPED_KEYS]
-    while stack:
-        value, depth = stack.pop()
+    # Strings are counted where they are met; only containers go on the stack.
+    stack: list[tuple[Any, int]] = []
+    for key, value in body.items():
+        if key in _SKIPPED_KEYS:
+            continue
         if isinstance(value, str):
             if not value.startswith("data:"):
                 chars += len(value)
-        elif depth >= _MAX_DEPTH:
+        else:
+            stack.append((value, 0))
+    while stack:
+        value, depth = stack.pop()
+        if depth >= _MAX_DEPTH:
             continue
-        elif isinstance(value, dict):
-            if value.get("type") in _NON_TEXT_TYPES:
+        if isinstance(value, dict):
+            kind = value.get("type")
+            if isinstance(kind, str) and kind in _NON_TEXT_TYPES:
                 parts += 1
                 continue
-            stack.extend((v, depth + 1) for k, v in value.items() if k not in _SKIPPED_KEYS)
+            items: Any = (v for k, v in value.items() if k not in _SKIPPED_KEYS)
         elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+            items = value
+        else:
+            continue
+        depth += 1
+        for item in items:
+            if isinstance(item, str):
+                if not item.startswith("data:") and depth <= _MAX_DEPTH:
+                    chars += len(item)
+            elif isinstance(item, (dict, list)):
+                stack.append((item, depth))
     return text_tokens(chars) + parts * NON_TEXT_PART_TOKENS
 
 

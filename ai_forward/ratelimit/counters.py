@@ -109,8 +109,18 @@ class MemoryCounters:
                 used = self.peek(charge, now).used
             if used + cost > amount:
                 return Verdict(i, tuple(self.peek(c, now) for c in charges))
-        hit = self.hit
-        return Verdict(None, tuple([hit(c, now) for c in charges]))
+        counts = []
+        for charge in charges:
+            if charge.kind == FIXED:  # hit(), inline: a token reservation every request
+                key = charge.key
+                entry = fixed.get(key)
+                if entry is None or entry[1] <= now:
+                    entry = fixed[key] = [0, now + charge.window]
+                entry[0] += charge.cost
+                counts.append(Count(int(entry[0]), entry[1] - now))
+            else:
+                counts.append(self.hit(charge, now))
+        return Verdict(None, tuple(counts))
 
     def peek(self, charge: Charge, now: float) -> Count:
         key, window = charge.key, charge.window
