@@ -20,6 +20,15 @@ from ai_forward.types import Receive, Scope, Send
 SKIP = {b"host", b"content-length", b"connection", b"transfer-encoding"}
 
 
+async def read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 def make_lean_app(upstream: str):  # type: ignore[no-untyped-def]
     from yarl import URL
 
@@ -37,12 +46,7 @@ def make_lean_app(upstream: str):  # type: ignore[no-untyped-def]
             state["pool"].close()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = [(k, v) for k, v in scope["headers"] if k not in SKIP]
         url = base.with_path(scope["path"])
         answer = await state["pool"].request(scope["method"], url, headers, body)
@@ -71,12 +75,7 @@ def make_app(upstream: str):  # type: ignore[no-untyped-def]
             await state["session"].close()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"] if k not in SKIP}
         url = upstream + scope["path"]
         async with state["session"].request(

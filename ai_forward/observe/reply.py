@@ -50,16 +50,25 @@ class ResponseObserver:
             for _, data in self._decoder.flush():
                 self.assembler.add_event(data)
             return self.assembler.result()
-        if not self._chunks:
+        body = self.body()
+        return parse_reply(body) if body else None
+
+    def body(self) -> bytes | None:
+        """A JSON reply's bytes as kept (None past MAX_BUFFERED_JSON); one chunk, the usual
+        small reply, as it is, without a copy."""
+        chunks = self._chunks
+        if not chunks:
             return None
-        try:
-            # One chunk (the usual small reply) is parsed as it is, without a copy.
-            body = orjson.loads(
-                self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-            )
-        except orjson.JSONDecodeError:
-            return None
-        return strip_vectors(body) if isinstance(body, dict) else None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_reply(body: bytes) -> dict[str, Any] | None:
+    """A JSON reply, parsed (embedding vectors left out), or None if it is not an object."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return strip_vectors(parsed) if isinstance(parsed, dict) else None
 
 
 def strip_vectors(body: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import orjson
 
 from ..sse import SSESplitter, event_data, event_start, split_events
 from .fields import GENERATED_TEXT, usage_of
-from .reply import MAX_BUFFERED_JSON, ResponseObserver
+from .reply import MAX_BUFFERED_JSON, ResponseObserver, parse_reply
 from .stream_usage import find_usage, has_usage
 
 if TYPE_CHECKING:
@@ -143,31 +143,18 @@ class JSONUsageReader:
     reports usage (the usual case: nothing else is decoded), else the whole reply parsed,
     so that its text can be counted instead (token limits, usage accounting)."""
 
-    __slots__ = ("_chunks", "_size")
+    __slots__ = ("_kept", "feed")
 
     def __init__(self) -> None:
-        self._chunks: list[bytes] | None = []  # None once past MAX_BUFFERED_JSON
-        self._size = 0
-
-    def feed(self, chunk: bytes) -> None:
-        if self._chunks is not None:
-            self._size += len(chunk)
-            if self._size > MAX_BUFFERED_JSON:
-                self._chunks = None
-            else:
-                self._chunks.append(chunk)
+        self._kept = ResponseObserver("application/json")  # keeps the bytes, bounded
+        self.feed = self._kept.feed
 
     def result(self) -> dict[str, Any] | None:
-        chunks = self._chunks
-        if not chunks:
+        body = self._kept.body()
+        if not body:
             return None
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         usage = last_usage(body)
-        if usage is not None:
-            return {"usage": usage}
-        whole = ResponseObserver("application/json")
-        whole.feed(body)
-        return whole.result()
+        return {"usage": usage} if usage is not None else parse_reply(body)
 
 
 def last_usage(body: bytes) -> dict[str, Any] | None:
