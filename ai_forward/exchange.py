@@ -147,6 +147,7 @@ class Exchange:
     answer: LocalAnswer | None = None  # set by a `before`: the upstream is not called
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED
+    _hint: Any = _UNPARSED  # model_hint, once asked (the access log and the metrics both ask)
 
     def get(self, key: StateKey[T]) -> T | None:
         """What a feature stored under `key` for this exchange, or None."""
@@ -205,6 +206,7 @@ class Exchange:
     def replace_json(self, body: dict[str, Any]) -> None:
         """Change the body sent upstream (e.g. to ask for usage in a stream)."""
         self._json = body
+        self._hint = _UNPARSED
         self.body = orjson.dumps(body)
 
     @property
@@ -217,23 +219,33 @@ class Exchange:
     def model_hint(self) -> str | None:
         """The model for logs and metrics: the body's `model` if something parsed the body,
         else the first `"model": "..."` found in it (never decide anything from this)."""
+        hint: str | None
         if self._json is not _UNPARSED:
             return self.model
-        if not self.body or b'"model"' not in self.body:
-            return None
-        found = _MODEL_HINT.search(self.body)
-        if found is None:
-            return None
-        try:
-            value = orjson.loads(b'"' + found.group(1) + b'"')
-        except orjson.JSONDecodeError:
-            return None
-        return value if isinstance(value, str) else None
+        if self._hint is not _UNPARSED:
+            hint = self._hint
+            return hint
+        hint = self._hint = find_model(self.body)
+        return hint
 
     @property
     def client_id(self) -> str:
         """Who the client is for limits and logs: a key fingerprint, else its IP."""
         return f"key:{self.key.fingerprint}" if self.key else f"ip:{self.client_ip}"
+
+
+def find_model(body: bytes) -> str | None:
+    """The first `"model": "..."` of a body, without parsing it."""
+    if not body or b'"model"' not in body:
+        return None
+    found = _MODEL_HINT.search(body)
+    if found is None:
+        return None
+    try:
+        value = orjson.loads(b'"' + found.group(1) + b'"')
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 class Hook(Protocol):

@@ -81,6 +81,8 @@ class Forwarder:
             return
         except ClientDisconnected:
             return
+        for reporter in self.reporters:
+            reporter.started(ex)
         passed: list[Hook] = []
         try:
             for hook, has_after in self._steps:

@@ -32,6 +32,8 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})')
 # times slower: measured.)
 _GENERATED = GENERATED_TEXT
 HOLD_BYTES = 1024 * 1024
+TAIL = 8  # chunks kept to find the usage in, for the token counts alone
+_USAGE_TRIES = 4  # `"usage"` keys looked at from the end (streams may say `"usage":null`)
 
 
 class UsageObserver:
@@ -115,50 +117,64 @@ class RawStreamObserver(UsageObserver):
             self.raw = stream
 
 
-class JSONUsageObserver:
-    """Feed it a JSON reply; `result()` is `{"usage": ...}`, the reply's own usage object.
+class TailUsageObserver:
+    """Feed it a JSON reply or a stream; `result()` is `{"usage": ...}`, the last usage
+    object the reply carries, read from its last chunks only.
 
-    For a short reply, decoding all of it costs more than the rest of the metrics
-    together: only the usage object is decoded, found in the reply's last four chunks
-    (OpenAI-format replies end with it), and nothing else is kept.
+    For the token counts alone, decoding a reply (or every event of a stream) costs more
+    than the rest of the metrics together. OpenAI-format replies end with their usage (a
+    stream: in its last events), so only the last TAIL chunks are kept (a C call per
+    chunk: no Python frame) and only the usage object found there is decoded.
     """
 
     __slots__ = ("_tail", "feed")
 
     def __init__(self) -> None:
-        self._tail: deque[bytes] = deque(maxlen=4)
-        self.feed = self._tail.append  # called for every chunk: no Python frame
+        self._tail: deque[bytes] = deque(maxlen=TAIL)
+        self.feed = self._tail.append
 
     def result(self) -> dict[str, Any] | None:
         """A reply holding only its usage (None when none was found at its end)."""
         tail = self._tail
         if not tail:
             return None
-        usage = last_usage(tail[0] if len(tail) == 1 else b"".join(tail))
+        # The last chunk alone usually holds it; else the tail, joined.
+        usage = last_usage(tail[-1])
+        if usage is None and len(tail) > 1:
+            usage = last_usage(b"".join(tail))
         return {"usage": usage} if usage is not None else None
 
 
 def last_usage(body: bytes) -> dict[str, Any] | None:
-    """The last `"usage": {...}` object of a JSON text, if there is a readable one.
+    """The last `"usage": {...}` object of a JSON text or of SSE events, if there is a
+    readable one (a later `"usage": null` is passed over).
 
     Within a JSON string a quote is escaped, so `"usage"` followed by a colon is a key.
     """
-    at = body.rfind(b'"usage"')
-    found = _USAGE_OBJECT.match(body, at) if at >= 0 else None
-    if found is None:
-        return None
-    try:
-        usage = orjson.loads(found.group(1))
-    except orjson.JSONDecodeError:
-        return None
-    return usage if isinstance(usage, dict) else None
+    end = len(body)
+    for _ in range(_USAGE_TRIES):
+        at = body.rfind(b'"usage"', 0, end)
+        if at < 0:
+            return None
+        found = _USAGE_OBJECT.match(body, at)
+        if found is not None:
+            try:
+                usage = orjson.loads(found.group(1))
+            except orjson.JSONDecodeError:
+                return None
+            return usage if isinstance(usage, dict) else None
+        end = at
+    return None
+
+
+Observer = ResponseObserver | UsageObserver | TailUsageObserver
 
 
 def observer_for(
     content_type: str, full: bool, usage: bool, tokens: bool = False
-) -> ResponseObserver | UsageObserver | JSONUsageObserver | None:
+) -> Observer | None:
     """What reads the reply: the whole of it (chat log), usage only (limits), the reported
-    token counts only (metrics), or nothing.
+    token counts only (metrics: a stream or a JSON reply), or nothing.
 
     Usage only, a non-streamed body is parsed once at the end anyway, so it gets the full
     reader (limits count its text when it reports no usage); a stream read whole is kept
@@ -169,12 +185,11 @@ def observer_for(
         return RawStreamObserver()
     if full or (usage and not streamed):
         return ResponseObserver(content_type)
-    if usage or tokens:
-        return UsageObserver() if streamed else JSONUsageObserver()
+    if usage:
+        return UsageObserver()
+    if tokens and (streamed or "json" in content_type):
+        return TailUsageObserver()
     return None
-
-
-Observer = ResponseObserver | UsageObserver | JSONUsageObserver
 
 
 def observer_of(ex: Exchange, content_type: str) -> Observer | None:

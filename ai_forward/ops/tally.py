@@ -105,8 +105,8 @@ class RouteFigures:
 
 
 class Tally:
-    """The counts of this process: a hook (what is in flight, whose usage to read) and a
-    reporter (the rest)."""
+    """The counts of this process, as a reporter: what is in flight and whose usage to
+    read (`started`), the rest once the request is over (`finished`)."""
 
     def __init__(self, signals: Signals) -> None:
         self.signals = signals
@@ -123,24 +123,17 @@ class Tally:
         self._users: set[str] = set()
         self._endpoints: dict[str, str] = {}  # upstream path -> endpoint, bounded
 
-    async def before(self, ex: Exchange) -> None:
+    def started(self, ex: Exchange) -> None:
         self.in_flight += 1
         path = ex.upstream_path
         if (self._endpoints.get(path) or self._endpoint(path)) in TOKEN_ENDPOINTS:
-            body = ex.json()
-            if body is None or body.get("stream") is not True:
-                ex.observe_tokens = True  # reads the reply's usage; changes nothing sent
-                return
-            self.streams += 1
-            ex.set(_STREAM, True)
-            # Reading every chunk costs more than the rest of the metrics together: a stream
-            # is read for its usage only when the client (or a token feature) asked for it.
-            options = body.get("stream_options")
-            if isinstance(options, dict) and options.get("include_usage") is True:
-                ex.observe_tokens = True
-
-    async def after(self, ex: Exchange) -> None:
-        return None
+            ex.observe_tokens = True  # reads the usage at the reply's end; changes nothing sent
+            # A substring test in C spares parsing the body of a request that does not stream.
+            if b'"stream"' in ex.body:
+                body = ex.json()
+                if body is not None and body.get("stream") is True:
+                    self.streams += 1
+                    ex.set(_STREAM, True)
 
     def refused(self, err: GatewayError) -> None:
         reason = refusal_reason(err)
@@ -173,7 +166,9 @@ class Tally:
         if outcome.refusal is not None:
             self.refused(outcome.refusal)
         if outcome.cache is not None:
-            self.signals.count("cache", outcome.cache)
+            signals = self.signals.counts  # Signals.count, inlined
+            cache = ("cache", outcome.cache)
+            signals[cache] = signals.get(cache, 0) + 1
         figures = self._routes.get(route) or self._route(route)
         ended = outcome.ended
         total = ended - ex.started
