@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -117,32 +119,33 @@ class RawStreamObserver(UsageObserver):
             self.raw = stream
 
 
-class TailUsageObserver:
+class TailUsageObserver(deque[bytes]):
     """Feed it a JSON reply or a stream; `result()` is `{"usage": ...}`, the last usage
     object the reply carries, read from its last chunks only.
 
     For the token counts alone, decoding a reply (or every event of a stream) costs more
     than the rest of the metrics together. OpenAI-format replies end with their usage (a
-    stream: in its last events), so only the last TAIL chunks are kept (a C call per
-    chunk: no Python frame) and only the usage object found there is decoded.
+    stream: in its last events), so only the last TAIL chunks are kept and only the usage
+    object found there is decoded. A deque bounded to TAIL, made (`tail_observer()`) and
+    fed in C, with no Python frame per reply or per chunk. Empty, it is falsy: test it
+    against None.
     """
 
-    __slots__ = ("_tail", "feed")
-
-    def __init__(self) -> None:
-        self._tail: deque[bytes] = deque(maxlen=TAIL)
-        self.feed = self._tail.append
+    __slots__ = ()
+    feed = deque.append
 
     def result(self) -> dict[str, Any] | None:
         """A reply holding only its usage (None when none was found at its end)."""
-        tail = self._tail
-        if not tail:
+        if not self:
             return None
         # The last chunk alone usually holds it; else the tail, joined.
-        usage = last_usage(tail[-1])
-        if usage is None and len(tail) > 1:
-            usage = last_usage(b"".join(tail))
-        return {"usage": usage} if usage is not None else None
+        usage = last_usage(self[-1])
+        if usage is None and len(self) > 1:
+            usage = last_usage(b"".join(self))
+        return None if usage is None else {"usage": usage}
+
+
+tail_observer: Callable[[], TailUsageObserver] = partial(TailUsageObserver, (), TAIL)
 
 
 def last_usage(body: bytes) -> dict[str, Any] | None:
@@ -188,15 +191,19 @@ def observer_for(
     if usage:
         return UsageObserver()
     if tokens and (streamed or "json" in content_type):
-        return TailUsageObserver()
+        return tail_observer()
     return None
 
 
 def observer_of(ex: Exchange, content_type: str) -> Observer | None:
     """What reads this exchange's reply, as its features asked (None: nobody asked)."""
-    if not (ex.observe or ex.observe_usage or ex.observe_tokens):
-        return None
-    return observer_for(content_type, ex.observe, ex.observe_usage, ex.observe_tokens)
+    if ex.observe or ex.observe_usage:
+        return observer_for(content_type, ex.observe, ex.observe_usage, ex.observe_tokens)
+    if ex.observe_tokens and (
+        content_type.startswith("text/event-stream") or "json" in content_type
+    ):
+        return tail_observer()  # the metrics' reader, on every request: no Python frame
+    return None
 
 
 def record(outcome: Outcome, observer: Observer) -> None:

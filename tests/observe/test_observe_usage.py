@@ -12,6 +12,7 @@ from ai_forward.observe.usage import (
     UsageObserver,
     last_usage,
     observer_for,
+    tail_observer,
 )
 from tests.fakes import chunk
 
@@ -120,7 +121,7 @@ def test_token_counts_of_a_stream_read_its_last_usage_object_only(cut: int) -> N
     for i in range(0, len(body), cut):
         observer.feed(body[i : i + cut])
     assert observer.result() == {"usage": USAGE}
-    observer = TailUsageObserver()
+    observer = tail_observer()
     observer.feed(nulls + b"data: [DONE]\n\n")
     assert observer.result() is None
 
