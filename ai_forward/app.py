@@ -3,7 +3,7 @@
 FEATURES below is the only place the order is written. Each feature returns its
 contribution (see `pipeline.py`); `fold` puts them together in that order:
 
- 1. metrics      `ops/`            counts every request (it sees each one whole); `/metrics`
+ 1. metrics      `ops/`            counts every request (a reporter, not a hook); `/metrics`
  2. dashboard    `dashboard/`      `/admin/ui`; while it is open, counts what every hook refused
  3. client IP    `clientip.py`     the client's address (trusted proxies), IP lists (403)
  4. key swap     `keyhook.py`      forward key (or open access) → the route's real key

@@ -148,7 +148,7 @@ class Exchange:
     _state: dict[StateKey[Any], Any] = field(default_factory=dict, repr=False)
     _json: Any = _UNPARSED
     _form: bool | None = None
-    _hint: Any = _UNPARSED
+    _hint: Any = _UNPARSED  # model_hint, once asked (the access log and the metrics both ask)
 
     def get(self, key: StateKey[T]) -> T | None:
         """What a feature stored under `key` for this exchange, or None."""
@@ -210,6 +210,7 @@ class Exchange:
     def replace_json(self, body: dict[str, Any]) -> None:
         """Change the body sent upstream (e.g. to ask for usage in a stream)."""
         self._json = body
+        self._hint = _UNPARSED
         self.body = orjson.dumps(body)
 
     @property
@@ -222,41 +223,44 @@ class Exchange:
     def model_hint(self) -> str | None:
         """The model for logs and metrics: the body's `model` if something parsed the body,
         else the first `"model": "..."` found in it (never decide anything from this)."""
+        hint: str | None
         if self._json is not _UNPARSED:
             return self.model
-        if self._hint is _UNPARSED:
-            self._hint = self._sniff_model()
-        hint: str | None = self._hint
+        if self._hint is not _UNPARSED:
+            hint = self._hint
+            return hint
+        hint = self._hint = find_model(self.body)
         return hint
-
-    def _sniff_model(self) -> str | None:
-        body = self.body
-        at = body.find(b'"model"') if body else -1
-        if at == -1:
-            return None
-        # The usual form, `"model":"name"` with a plain name, read without a regex.
-        start = at + 9
-        if body[at + 7 : start] == b':"':
-            end = body.find(b'"', start)
-            plain = body.find(b"\\", start, end) == -1 and body.find(b"\n", start, end) == -1
-            if 0 < end - start <= 256 and plain:
-                try:
-                    return body[start:end].decode()
-                except UnicodeDecodeError:
-                    return None
-        found = _MODEL_HINT.search(body)
-        if found is None:
-            return None
-        try:
-            value = orjson.loads(b'"' + found.group(1) + b'"')
-        except orjson.JSONDecodeError:
-            return None
-        return value if isinstance(value, str) else None
 
     @property
     def client_id(self) -> str:
         """Who the client is for limits and logs: a key fingerprint, else its IP."""
         return f"key:{self.key.fingerprint}" if self.key else f"ip:{self.client_ip}"
+
+
+def find_model(body: bytes) -> str | None:
+    """The first `"model": "..."` of a body, without parsing it."""
+    at = body.find(b'"model"') if body else -1
+    if at == -1:
+        return None
+    # The usual form, `"model":"name"` with a plain name, read without a regex.
+    start = at + 9
+    if body[at + 7 : start] == b':"':
+        end = body.find(b'"', start)
+        plain = body.find(b"\\", start, end) == -1 and body.find(b"\n", start, end) == -1
+        if 0 < end - start <= 256 and plain:
+            try:
+                return body[start:end].decode()
+            except UnicodeDecodeError:
+                return None
+    found = _MODEL_HINT.search(body)
+    if found is None:
+        return None
+    try:
+        value = orjson.loads(b'"' + found.group(1) + b'"')
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 class Hook(Protocol):

@@ -81,6 +81,8 @@ class Forwarder:
             return
         except ClientDisconnected:
             return
+        for reporter in self.reporters:
+            reporter.started(ex)
         passed: list[Hook] = []
         try:
             for hook, has_after in self._steps:
@@ -196,7 +198,7 @@ class Forwarder:
             response_headers = response.headers
             content_type = response_headers.get("content-type", "")
             observer = observer_of(ex, content_type)
-            feed: Callable[[bytes], None] | None = observer.feed if observer else None
+            feed: Callable[[bytes], None] | None = observer.feed if observer is not None else None
             if ex.body_taps:
                 feed = tapped(feed, ex.body_taps)
             stream: AsyncIterator[bytes] = upstream.body(response, feed)

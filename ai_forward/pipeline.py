@@ -16,7 +16,8 @@ builds its parts from the settings and returns them; it never sees the app.
   (fallbacks: each step calls the retrier anew for another model);
 - ``mounts`` are ASGI apps served under a path prefix of their own (``/admin``);
 - ``probes`` are what `/readyz` checks (a store, a writer thread);
-- ``reporters`` hear of every request once it is over, refused early or not (metrics).
+- ``reporters`` hear of every request as it starts and once it is over, and of every
+  request refused before it matched a route (metrics): plain calls, cheaper than a hook.
 
 `Shared.signals` is where a feature counts what the operator should see (cache hits,
 storage errors) or offers a reading (a queue depth); see `signals.py`.
@@ -90,7 +91,10 @@ class Probe:
 
 
 class Reporter(Protocol):
-    """Hears of every request once it is over (after the hooks' `after`); must be quick."""
+    """Hears of every request as it starts (before the first hook) and once it is over
+    (after the hooks' `after`); must be quick: it runs on every request, and no `await`."""
+
+    def started(self, ex: Exchange) -> None: ...
 
     def finished(self, ex: Exchange) -> None: ...
 

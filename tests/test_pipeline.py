@@ -85,7 +85,6 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
     gateway = Gateway(settings)
     kinds = [type(hook) for hook in gateway.forwarder.hooks]
     assert kinds == [
-        Tally,
         Activity,
         ClientIPHook,
         KeyHook,
@@ -103,6 +102,7 @@ def test_the_app_runs_hooks_in_the_order_of_its_feature_list(tmp_path: Path) -> 
         "/v1/aifd",
         "/admin",
     ]
+    assert [type(reporter) for reporter in gateway.forwarder.reporters] == [Tally]
     assert gateway.forwarder.retrier is not None
     assert len(FEATURES) == 14
 

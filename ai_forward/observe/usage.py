@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,6 +34,8 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})')
 # times slower: measured.)
 _GENERATED = GENERATED_TEXT
 HOLD_BYTES = 1024 * 1024
+TAIL = 8  # chunks kept to find the usage in, for the token counts alone
+_USAGE_TRIES = 4  # `"usage"` keys looked at from the end (streams may say `"usage":null`)
 
 
 class UsageObserver:
@@ -115,27 +119,33 @@ class RawStreamObserver(UsageObserver):
             self.raw = stream
 
 
-class JSONUsageObserver:
-    """Feed it a JSON reply; `result()` is `{"usage": ...}`, the reply's own usage object.
+class TailUsageObserver(deque[bytes]):
+    """Feed it a JSON reply or a stream; `result()` is `{"usage": ...}`, the last usage
+    object the reply carries, read from its last chunks only.
 
-    For a short reply, decoding all of it costs more than the rest of the metrics
-    together: only the usage object is decoded, found in the reply's last four chunks
-    (OpenAI-format replies end with it), and nothing else is kept.
+    For the token counts alone, decoding a reply (or every event of a stream) costs more
+    than the rest of the metrics together. OpenAI-format replies end with their usage (a
+    stream: in its last events), so only the last TAIL chunks are kept and only the usage
+    object found there is decoded. A deque bounded to TAIL, made (`tail_observer()`) and
+    fed in C, with no Python frame per reply or per chunk. Empty, it is falsy: test it
+    against None.
     """
 
-    __slots__ = ("_tail", "feed")
-
-    def __init__(self) -> None:
-        self._tail: deque[bytes] = deque(maxlen=4)
-        self.feed = self._tail.append  # called for every chunk: no Python frame
+    __slots__ = ()
+    feed = deque.append
 
     def result(self) -> dict[str, Any] | None:
         """A reply holding only its usage (None when none was found at its end)."""
-        tail = self._tail
-        if not tail:
+        if not self:
             return None
-        usage = last_usage(tail[0] if len(tail) == 1 else b"".join(tail))
-        return {"usage": usage} if usage is not None else None
+        # The last chunk alone usually holds it; else the tail, joined.
+        usage = last_usage(self[-1])
+        if usage is None and len(self) > 1:
+            usage = last_usage(b"".join(self))
+        return None if usage is None else {"usage": usage}
+
+
+tail_observer: Callable[[], TailUsageObserver] = partial(TailUsageObserver, (), TAIL)
 
 
 class JSONUsageReader:
@@ -158,26 +168,35 @@ class JSONUsageReader:
 
 
 def last_usage(body: bytes) -> dict[str, Any] | None:
-    """The last `"usage": {...}` object of a JSON text, if there is a readable one.
+    """The last `"usage": {...}` object of a JSON text or of SSE events, if there is a
+    readable one (a later `"usage": null` is passed over).
 
     Within a JSON string a quote is escaped, so `"usage"` followed by a colon is a key.
     """
-    at = body.rfind(b'"usage"')
-    found = _USAGE_OBJECT.match(body, at) if at >= 0 else None
-    if found is None:
-        return None
-    try:
-        usage = orjson.loads(found.group(1))
-    except orjson.JSONDecodeError:
-        return None
-    return usage if isinstance(usage, dict) else None
+    end = len(body)
+    for _ in range(_USAGE_TRIES):
+        at = body.rfind(b'"usage"', 0, end)
+        if at < 0:
+            return None
+        found = _USAGE_OBJECT.match(body, at)
+        if found is not None:
+            try:
+                usage = orjson.loads(found.group(1))
+            except orjson.JSONDecodeError:
+                return None
+            return usage if isinstance(usage, dict) else None
+        end = at
+    return None
+
+
+Observer = ResponseObserver | UsageObserver | TailUsageObserver | JSONUsageReader
 
 
 def observer_for(
     content_type: str, full: bool, usage: bool, tokens: bool = False
 ) -> Observer | None:
     """What reads the reply: the whole of it (chat log), usage only (limits), the reported
-    token counts only (metrics), or nothing.
+    token counts only (metrics: a stream or a JSON reply), or nothing.
 
     Usage only, a non-streamed body is kept, and only its usage object decoded, unless it
     reports none (limits then count its text); a stream read whole is kept as it came, to
@@ -187,20 +206,25 @@ def observer_for(
     if full:
         return RawStreamObserver() if streamed else ResponseObserver(content_type)
     if streamed:
-        return UsageObserver() if usage or tokens else None
+        if usage:
+            return UsageObserver()
+        return tail_observer() if tokens else None
     if usage:
         return JSONUsageReader()
-    return JSONUsageObserver() if tokens else None
-
-
-Observer = ResponseObserver | UsageObserver | JSONUsageObserver | JSONUsageReader
+    if tokens and "json" in content_type:
+        return tail_observer()
+    return None
 
 
 def observer_of(ex: Exchange, content_type: str) -> Observer | None:
     """What reads this exchange's reply, as its features asked (None: nobody asked)."""
-    if not (ex.observe or ex.observe_usage or ex.observe_tokens):
-        return None
-    return observer_for(content_type, ex.observe, ex.observe_usage, ex.observe_tokens)
+    if ex.observe or ex.observe_usage:
+        return observer_for(content_type, ex.observe, ex.observe_usage, ex.observe_tokens)
+    if ex.observe_tokens and (
+        content_type.startswith("text/event-stream") or "json" in content_type
+    ):
+        return tail_observer()  # the metrics' reader, on every request: no Python frame
+    return None
 
 
 def record(outcome: Outcome, observer: Observer) -> None:

@@ -1,7 +1,7 @@
 """The metrics feature: counts every request, serves `/metrics`.
 
-It comes first in the feature list, so that its `after` (nothing) and its report
-see each request whole, whatever later features decided.
+The tally is a reporter, not a hook: it hears of each request before the first hook and
+after the last, whatever the hooks decided, with a plain call rather than two awaits.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .workers import METRICS_DIR_ENV, WorkerFigures
 
 
 def install(settings: Settings, shared: Shared) -> Contribution:
-    """The tally (hook and reporter), its publisher across workers, and `/metrics`."""
+    """The tally (a reporter), its publisher across workers, and `/metrics`."""
     ops = settings.ops
     if not ops.metrics:
         return NOTHING
@@ -24,7 +24,6 @@ def install(settings: Settings, shared: Shared) -> Contribution:
     where = settings.extra.get(METRICS_DIR_ENV)
     figures = WorkerFigures(tally, Path(where) if where else None)
     return Contribution(
-        hooks=(tally,),
         resources=(figures,),
         reporters=(tally,),
         mounts=(("/metrics", MetricsApp(ops, figures)),),

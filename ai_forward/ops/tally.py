@@ -17,7 +17,6 @@ from typing import Any
 
 from ..errors import BodyTooLarge, Forbidden, GatewayError, RateLimited, Unauthorized
 from ..exchange import Exchange, StateKey
-from ..observe.fields import usage_counts
 from ..providers.hook import DECISION, SingleModel
 from ..signals import Signals
 
@@ -105,8 +104,8 @@ class RouteFigures:
 
 
 class Tally:
-    """The counts of this process: a hook (what is in flight, whose usage to read) and a
-    reporter (the rest)."""
+    """The counts of this process, as a reporter: what is in flight and whose usage to
+    read (`started`), the rest once the request is over (`finished`)."""
 
     def __init__(self, signals: Signals) -> None:
         self.signals = signals
@@ -114,7 +113,7 @@ class Tally:
         self.streams = 0
         # (route, provider, model, endpoint, status, key kind) -> requests; the status
         # (an int) and the key kind (a StrEnum) become text in `snapshot`.
-        self._requests: dict[tuple[Any, ...], int] = {}
+        self._requests: dict[tuple[Any, ...], list[int]] = {}
         self._refusals: Counts = {}
         self._retries: Counts = {}
         self._tokens: dict[tuple[str, str], list[int]] = {}  # (model, user) -> [in, out]
@@ -123,24 +122,23 @@ class Tally:
         self._users: set[str] = set()
         self._endpoints: dict[str, str] = {}  # upstream path -> endpoint, bounded
 
-    async def before(self, ex: Exchange) -> None:
+    def started(self, ex: Exchange) -> None:
         self.in_flight += 1
         path = ex.upstream_path
-        if (self._endpoints.get(path) or self._endpoint(path)) in TOKEN_ENDPOINTS:
-            body = ex.json()
-            if body is None or body.get("stream") is not True:
-                ex.observe_tokens = True  # reads the reply's usage; changes nothing sent
-                return
-            self.streams += 1
-            ex.set(_STREAM, True)
-            # Reading every chunk costs more than the rest of the metrics together: a stream
-            # is read for its usage only when the client (or a token feature) asked for it.
-            options = body.get("stream_options")
-            if isinstance(options, dict) and options.get("include_usage") is True:
-                ex.observe_tokens = True
-
-    async def after(self, ex: Exchange) -> None:
-        return None
+        if (self._endpoints.get(path) or self._endpoint(path)) not in TOKEN_ENDPOINTS:
+            return
+        # A substring test in C spares parsing the body of a request that does not stream.
+        body = ex.json() if b'"stream"' in ex.body else None
+        if body is None or body.get("stream") is not True:
+            ex.observe_tokens = True  # reads the usage at the reply's end; changes nothing sent
+            return
+        self.streams += 1
+        ex.set(_STREAM, True)
+        # Even its last chunks cost a stream a call per chunk: a stream is read for its usage
+        # only when the client (or a token feature) asked for it.
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            ex.observe_tokens = True
 
     def refused(self, err: GatewayError) -> None:
         reason = refusal_reason(err)
@@ -168,12 +166,16 @@ class Tally:
             outcome.status,
             ex.key_kind,
         )
-        requests = self._requests
-        requests[key] = requests.get(key, 0) + 1
+        count = self._requests.get(key)  # one hash of the key when it is known
+        if count is None:
+            count = self._requests[key] = [0]
+        count[0] += 1
         if outcome.refusal is not None:
             self.refused(outcome.refusal)
         if outcome.cache is not None:
-            self.signals.count("cache", outcome.cache)
+            signals = self.signals.counts  # Signals.count, inlined
+            cache = ("cache", outcome.cache)
+            signals[cache] = signals.get(cache, 0) + 1
         figures = self._routes.get(route) or self._route(route)
         ended = outcome.ended
         total = ended - ex.started
@@ -200,20 +202,32 @@ class Tally:
         if reply is not None:
             usage = reply.get("usage")
             if usage:
-                self.count_tokens(ex, model, usage)
+                # usage_counts, inlined: this runs for nearly every request.
+                tokens_in = usage.get("prompt_tokens")
+                if tokens_in is None:
+                    tokens_in = usage.get("input_tokens")
+                tokens_out = usage.get("completion_tokens")
+                if tokens_out is None:
+                    tokens_out = usage.get("output_tokens")
+                if not isinstance(tokens_in, int):
+                    tokens_in = 0
+                if not isinstance(tokens_out, int):
+                    tokens_out = 0
+                if tokens_in or tokens_out:
+                    principal = ex.principal
+                    pair = self._tokens.get((model, principal.name if principal else "-"))
+                    if pair is None:
+                        pair = self._token_pair(model, principal.name if principal else "-")
+                    pair[0] += tokens_in
+                    pair[1] += tokens_out
 
-    def count_tokens(self, ex: Exchange, model: str, usage: dict[str, Any]) -> None:
-        tokens_in, tokens_out = usage_counts(usage)
-        if tokens_in or tokens_out:
-            principal = ex.principal
-            user = principal.name if principal else "-"
-            if user not in self._users:
-                user = bounded(self._users, MAX_USERS, user)
-            pair = self._tokens.get((model, user))
-            if pair is None:
-                pair = self._tokens[(model, user)] = [0, 0]
-            pair[0] += tokens_in or 0
-            pair[1] += tokens_out or 0
+    def _token_pair(self, model: str, user: str) -> list[int]:
+        """The [in, out] counts of a (model, user) not seen yet (its user bounded)."""
+        user = bounded(self._users, MAX_USERS, user)
+        pair = self._tokens.get((model, user))
+        if pair is None:
+            pair = self._tokens[(model, user)] = [0, 0]
+        return pair
 
     def _endpoint(self, path: str) -> str:
         endpoint = endpoint_of(path)
@@ -230,7 +244,7 @@ class Tally:
         routes = self._routes.items()
         return Capture(
             counts={
-                "requests": dict(self._requests),
+                "requests": {key: count[0] for key, count in self._requests.items()},
                 "refusals": dict(self._refusals),
                 "upstream_attempts": {
                     (route,): figures.attempts[0]

@@ -7,12 +7,13 @@ import pytest
 
 from ai_forward.observe.reply import ResponseObserver
 from ai_forward.observe.usage import (
-    JSONUsageObserver,
     JSONUsageReader,
     RawStreamObserver,
+    TailUsageObserver,
     UsageObserver,
     last_usage,
     observer_for,
+    tail_observer,
 )
 from tests.fakes import chunk
 
@@ -119,9 +120,30 @@ def test_token_counts_only_read_the_usage_at_the_end_of_a_json_reply() -> None:
     reply = {"id": "c", "choices": [{"message": {"content": 'say "usage": {}'}}], "usage": usage}
     body = orjson.dumps({**reply, "system_fingerprint": "fp"})
     observer = observer_for("application/json", False, False, True)
-    assert isinstance(observer, JSONUsageObserver)
+    assert isinstance(observer, TailUsageObserver)
     for i in range(0, len(body), 100):
         observer.feed(body[i : i + 100])
     assert observer.result() == {"usage": usage}
     assert last_usage(orjson.dumps({"choices": []})) is None
     assert last_usage(b'{"usage": {"prompt_tokens": 1') is None
+
+
+@pytest.mark.parametrize("cut", [40, 100, 10_000])
+def test_token_counts_of_a_stream_read_its_last_usage_object_only(cut: int) -> None:
+    nulls = b"".join(
+        b"data: " + orjson.dumps({**chunk(text), "usage": None}) + b"\n\n" for text in "abc"
+    )
+    body = nulls + stream()  # every event `"usage":null`, then the usage-only one
+    observer = observer_for("text/event-stream", False, False, True)
+    assert isinstance(observer, TailUsageObserver)
+    for i in range(0, len(body), cut):
+        observer.feed(body[i : i + cut])
+    assert observer.result() == {"usage": USAGE}
+    observer = tail_observer()
+    observer.feed(nulls + b"data: [DONE]\n\n")
+    assert observer.result() is None
+
+
+def test_token_counts_alone_read_nothing_of_a_reply_neither_json_nor_a_stream() -> None:
+    assert observer_for("audio/mpeg", False, False, True) is None
+    assert observer_for("application/json; charset=utf-8", False, False, True) is not None

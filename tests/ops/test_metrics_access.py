@@ -11,13 +11,14 @@ from typing import Any
 import httpx
 import openai
 import orjson
+from aiohttp import web
 
 from ai_forward.ops.exposition import MetricsApp
 from ai_forward.ops.settings import OpsSettings
 from ai_forward.ops.tally import Tally
 from ai_forward.ops.workers import PUBLISH_EVERY, WorkerFigures
 from ai_forward.signals import Signals
-from tests.fakes import FakeUpstream, ProxyServer
+from tests.fakes import FakeUpstream, ProxyServer, Recorded, chunk, sse, stream_response
 from tests.ops.scrape import scrape, total, value
 
 
@@ -109,3 +110,38 @@ def test_a_broken_metrics_directory_never_stops_forwarding(
     samples = scrape(proxy.url)
     assert total(samples, "aifd_requests_total") == 2
     assert not_a_directory.read_text().startswith("a file")
+
+
+def test_a_stream_that_asked_for_usage_counts_the_tokens_its_last_event_reports(
+    upstream: FakeUpstream, proxy_factory: Callable[..., ProxyServer]
+) -> None:
+    usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
+    async def streams_with_usage(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        # Each event `"usage":null`, as OpenAI sends them once asked.
+        events = [{**chunk(text), "usage": None} for text in ("Hel", "lo!")]
+        return await stream_response(request, sse(*events, {"choices": [], "usage": usage}))
+
+    upstream.handler = streams_with_usage
+    proxy = proxy_factory(
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_API_KEY="sk-real-1",
+        FORWARD_KEY="fk-test",
+        METRICS="true",
+    )
+    sdk = openai.OpenAI(base_url=proxy.url + "/v1", api_key="fk-test", max_retries=0)
+    for options in ({"include_usage": True}, None):
+        stream = sdk.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options=options,
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello!"
+    samples = scrape(proxy.url)
+    tokens = {"model": "gpt-4o-mini", "user": "-"}
+    # Only the stream that asked is read: reading the others would cost each of their chunks.
+    assert value(samples, "aifd_tokens_total", direction="in", **tokens) == 7
+    assert value(samples, "aifd_tokens_total", direction="out", **tokens) == 3
+    assert value(samples, "aifd_streams_in_flight") == 0
+    assert value(samples, "aifd_requests_in_flight") == 0
