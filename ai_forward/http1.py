@@ -1,6 +1,7 @@
 """upstream.py's wire: HTTP/1.1 over a pool of keep-alive connections, parsed by httptools.
 
-Only `Upstream` (upstream.py) uses this; nothing else opens connections to upstreams.
+Only `Upstream` (upstream.py) uses this, through `http1_pool.Http1Pool`; nothing else
+opens connections to upstreams.
 aiohttp's client spends about 320,000 instructions on a small request and its answer
 (two thirds of a bare proxy's work, measured with callgrind); this spends a fraction,
 since it does only what a gateway needs: send the bytes it is given, read the status,
@@ -8,22 +9,21 @@ the headers and the body as they come. aiohttp stays for an outbound `PROXY`.
 
 A connection serves one request at a time and goes back to the pool as soon as its
 answer has arrived whole (the body is buffered in the answer until read), or is closed
-when the answer is abandoned early. At most `limit` requests hold a connection at once;
-one that finds none free within `pool_timeout` raises PoolExhausted.
+when the answer is abandoned early. The pool (`http1_pool.py`) bounds how many are in
+use at once; a request that finds none free in time raises PoolExhausted.
 
 Failures are aiohttp's exceptions, so that every caller catches one family:
-ClientConnectorError-like `ConnectFailed` (could not connect), `ConnectionTimeoutError`,
-`ServerDisconnectedError` (closed before an answer), `ClientPayloadError` (closed
-mid-body), `ClientResponseError`-free: any status is an answer.
+`ConnectFailed` (could not connect), `ConnectionTimeoutError`, `ServerDisconnectedError`
+(closed before an answer), `ClientPayloadError` (closed mid-body, or not HTTP). Any
+status is an answer, never an exception.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from typing import Protocol, cast
 
 import aiohttp
 import httptools
@@ -31,10 +31,8 @@ from yarl import URL
 
 from .types import Headers
 
-KEEPALIVE = 15.0  # seconds an idle connection is kept (upstreams close theirs after 5 to 75)
 HIGH_WATER = 1 << 18  # bytes of unread body before the socket stops being read
 NO_BODY_STATUS = frozenset({204, 304})
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 PoolKey = tuple[str, str, int]
 
@@ -167,10 +165,18 @@ class RawHeaders(Mapping[str, str]):
         return len(self._raw)
 
 
+class Pool(Protocol):
+    """What a connection tells its pool (`http1_pool.Http1Pool`)."""
+
+    def done(self, conn: Connection, reusable: bool) -> None: ...
+
+    def forget(self, conn: Connection) -> None: ...
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection to an upstream, and the parser of its answers."""
 
-    def __init__(self, pool: Http1Pool, key: PoolKey) -> None:
+    def __init__(self, pool: Pool, key: PoolKey) -> None:
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -315,130 +321,6 @@ class Connection(asyncio.Protocol):
         return answer
 
 
-class Http1Pool:
-    """Keep-alive connections to every upstream origin, at most `limit` in use at once."""
-
-    def __init__(self, *, limit: int, pool_timeout: float, connect_timeout: float) -> None:
-        self.limit = limit
-        self.pool_timeout = pool_timeout
-        self.connect_timeout = connect_timeout
-        self.in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._idle: dict[PoolKey, list[Connection]] = {}
-        self._ssl: ssl.SSLContext | None = None
-        self._open: set[Connection] = set()
-
-    async def request(self, method: str, url: URL, headers: Headers, body: bytes | None) -> Answer:
-        """Send one request; the answer's body is read from the returned Answer."""
-        host = url.raw_host or ""
-        port = url.port or (443 if url.scheme == "https" else 80)
-        key = (url.scheme, host, port)
-        head = request_head(method, url, headers, body)
-        await self._acquire()
-        conn: Connection | None = None
-        try:
-            conn = self._idle_connection(key)
-            if conn is not None:
-                try:
-                    return await conn.send(head, body, method)
-                except Stale:
-                    # Closed while idle, or on reading this request: an idempotent request
-                    # goes once more on a new connection; others are the retrier's to judge.
-                    if method not in IDEMPOTENT:
-                        raise aiohttp.ServerDisconnectedError() from None
-            conn = await self._connect(key)
-            try:
-                return await conn.send(head, body, method)
-            except Stale:
-                raise aiohttp.ServerDisconnectedError() from None
-        except BaseException:
-            if conn is not None:
-                conn.close()
-                self.forget(conn)
-            self._release()
-            raise
-
-    def done(self, conn: Connection, reusable: bool) -> None:
-        """`conn`'s answer is over: keep it for the next request, or let it go."""
-        if reusable and not conn.closed:
-            conn.idle_since = asyncio.get_running_loop().time()
-            self._idle.setdefault(conn.key, []).append(conn)
-        else:
-            conn.close()
-        self._release()
-
-    def forget(self, conn: Connection) -> None:
-        self._open.discard(conn)
-        idle = self._idle.get(conn.key)
-        if idle and conn in idle:
-            idle.remove(conn)
-
-    def close(self) -> None:
-        for conn in list(self._open):
-            conn.close()
-        self._open.clear()
-        self._idle.clear()
-
-    def _idle_connection(self, key: PoolKey) -> Connection | None:
-        idle = self._idle.get(key)
-        if not idle:
-            return None
-        now = asyncio.get_running_loop().time()
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < KEEPALIVE:
-                return conn
-            conn.close()
-        return None
-
-    async def _connect(self, key: PoolKey) -> Connection:
-        scheme, host, port = key
-        loop = asyncio.get_running_loop()
-        options: dict[str, Any] = {}
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            options = {"ssl": self._ssl, "server_hostname": host}
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(self, key), host.strip("[]"), port, **options
-                )
-        except TimeoutError:
-            raise aiohttp.ConnectionTimeoutError(f"connecting to {host}:{port}") from None
-        except OSError as exc:
-            raise ConnectFailed(f"{host}:{port}: {exc.strerror or exc}") from None
-        self._open.add(conn)
-        return conn
-
-    async def _acquire(self) -> None:
-        if self.limit and self.in_use >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                async with asyncio.timeout(self.pool_timeout):
-                    await waiter
-            except TimeoutError:
-                raise PoolExhausted from None
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._release()  # it was handed a slot it will not use
-                raise
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-            return  # the slot of the one that woke it
-        self.in_use += 1
-
-    def _release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot passes on, in_use unchanged
-                return
-        self.in_use -= 1
-
-
 def request_head(method: str, url: URL, headers: Headers, body: bytes | None) -> bytes:
     """The request line and headers, as sent: Host and Content-Length are ours."""
     authority = url.host_port_subcomponent or ""
@@ -449,4 +331,11 @@ def request_head(method: str, url: URL, headers: Headers, body: bytes | None) ->
     for name, value in headers:
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
-    return b"".join(lines)
+    head = b"".join(lines)
+    # Every line break is one of ours: a CR or LF inside the path or a header (never let
+    # through by the server that parsed the client's request, but checked here, where a
+    # request is written) would smuggle a header or a second request to the upstream.
+    breaks = 3 + len(headers) + (body is not None)
+    if head.count(b"\n") != breaks or head.count(b"\r") != breaks:
+        raise ValueError("a line break in the request's path or headers; not sent upstream")
+    return head

@@ -29,7 +29,8 @@ from yarl import URL
 
 from .deadlines import Deadlines
 from .errors import ServiceUnavailable, UpstreamTimeout, UpstreamUnreachable
-from .http1 import ConnectFailed, Http1Pool, PoolExhausted
+from .http1 import ConnectFailed, PoolExhausted
+from .http1_pool import Http1Pool
 from .redact import RedactedBody, RedactedResponse, Redactor, StreamMask
 from .settings import Settings
 from .types import Headers

@@ -32,7 +32,7 @@ async def read_body(receive: Receive) -> bytes:
 def make_lean_app(upstream: str):  # type: ignore[no-untyped-def]
     from yarl import URL
 
-    from ai_forward.http1 import Http1Pool
+    from ai_forward.http1_pool import Http1Pool
 
     state: dict[str, Http1Pool] = {}
     base = URL(upstream)

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from ai_forward.http1 import Answer, ConnectFailed, Http1Pool, PoolExhausted, request_head
+from ai_forward.http1 import Answer, ConnectFailed, PoolExhausted, request_head
+from ai_forward.http1_pool import Http1Pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -353,3 +354,24 @@ def test_only_an_idempotent_request_is_sent_again_when_a_reused_connection_drops
             assert client.in_use == 0
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v1/x?q=1\r\nx-injected: 1", []),
+        ("/v1/x", [(b"x-a", b"1\r\nx-injected: 1")]),
+        ("/v1/x", [(b"x-a", b"1\nx-injected: 1")]),
+        ("/v1/x", [(b"x-a\r", b"1")]),
+    ],
+)
+def test_a_line_break_in_the_path_or_a_header_is_never_written_upstream(
+    path: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    # Built as Origin.url builds every upstream URL (URL() itself drops CR and LF).
+    route, _, query = path.partition("?")
+    url = URL.build(
+        scheme="http", authority="example.test", path=route, query_string=query, encoded=True
+    )
+    with pytest.raises(ValueError, match="line break"):
+        request_head("POST", url, headers, b"{}")
