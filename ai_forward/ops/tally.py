@@ -128,7 +128,7 @@ class Tally:
         if (self._endpoints.get(path) or self._endpoint(path)) not in TOKEN_ENDPOINTS:
             return
         # A substring test in C spares parsing the body of a request that does not stream.
-        body = ex.json() if b'"stream"' in ex.body else None
+        body = ex.json() if ex.body.find(b'"stream"') != -1 else None
         if body is None or body.get("stream") is not True:
             ex.observe_tokens = True  # reads the usage at the reply's end; changes nothing sent
             return
